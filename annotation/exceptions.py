@@ -1,0 +1,21 @@
+"""Domain errors: services raise these; views, commands and the admin turn them into messages."""
+
+
+class DomainError(Exception):
+    """Base for every error a user can fix."""
+
+
+class TaxonomyError(DomainError):
+    pass
+
+
+class ImageRejected(DomainError):
+    pass
+
+
+class ImportFileError(DomainError):
+    """The file cannot be read at all: nothing was imported."""
+
+
+class RowRejected(DomainError):
+    """One row is bad: it is skipped and reported, the others are imported."""

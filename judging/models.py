@@ -1,0 +1,1 @@
+"""Judge configurations, runs and judgements."""

@@ -1,0 +1,30 @@
+"""Personas and shared fixtures. Builders live in tests/factories.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from annotation.services.taxonomy import load_taxonomy
+
+
+@pytest.fixture
+def spavl_taxonomy(db: Any) -> None:
+    load_taxonomy()
+
+
+@pytest.fixture
+def reviewer(db: Any) -> User:
+    return User.objects.create_user("rita", password="rita-password-1")
+
+
+@pytest.fixture
+def other_reviewer(db: Any) -> User:
+    return User.objects.create_user("otto", password="otto-password-1")
+
+
+@pytest.fixture
+def staff_admin(db: Any) -> User:
+    return User.objects.create_superuser("ada", password="ada-password-1")
