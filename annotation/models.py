@@ -253,7 +253,30 @@ class PairOrigin(models.TextChoices):
     SAMPLED = "sampled", "sampled"
 
 
+class FinalLabel(models.TextChoices):
+    """How a pair's final label was reached. The rules that set it live in the review services."""
+
+    NONE = "", "no final label yet"
+    IMPORTED = "imported", "imported chosen/rejected"
+    JUDGE_ONLY = "judge_only", "judge only"
+    CONFIRMED = "confirmed", "confirmed by people"
+    FLIPPED = "flipped", "flipped by people"
+    BOTH_UNSAFE = "both_unsafe", "both unsafe"
+    TIE = "tie", "tie"
+    ADJUDICATED = "adjudicated", "adjudicated"
+    EXCLUDED = "excluded", "excluded"
+
+
+class Side(models.TextChoices):
+    A = "a", "response A"
+    B = "b", "response B"
+
+
 class PairQuerySet(models.QuerySet["Pair"]):
+    def labelled(self) -> PairQuerySet:
+        """Pairs whose final label names a chosen response (exportable as chosen/rejected)."""
+        return self.exclude(final_chosen="")
+
     def for_display(self) -> PairQuerySet:
         return self.select_related(
             "question__subcategory__parent__parent", "response_a", "response_b"
@@ -275,6 +298,12 @@ class Pair(models.Model):
         "ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The final label: how it was reached and, where it names one, the chosen response.
+    final_label = models.CharField(
+        max_length=16, choices=FinalLabel.choices, blank=True, default=FinalLabel.NONE
+    )
+    final_chosen = models.CharField(max_length=1, choices=Side.choices, blank=True)
+    final_label_at = models.DateTimeField(null=True, blank=True)
 
     objects = PairQuerySet.as_manager()
 
@@ -282,6 +311,12 @@ class Pair(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=~Q(response_a=models.F("response_b")), name="pair_two_responses"
+            ),
+            models.CheckConstraint(
+                condition=Q(final_chosen="")
+                | Q(final_label__in=["imported", "judge_only", "confirmed", "flipped",
+                                     "adjudicated"]),
+                name="pair_chosen_only_with_a_deciding_label",
             ),
             # {a, b} once, whichever order it was created in.
             models.UniqueConstraint(
@@ -297,6 +332,24 @@ class Pair(models.Model):
     @property
     def has_source_verdict(self) -> bool:
         return self.origin == PairOrigin.IMPORTED
+
+
+class FinalLabelChange(models.Model):
+    """History of a pair's final label: who, when, old, new, why."""
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="final_label_changes")
+    old_label = models.CharField(max_length=16, choices=FinalLabel.choices, blank=True)
+    old_chosen = models.CharField(max_length=1, choices=Side.choices, blank=True)
+    new_label = models.CharField(max_length=16, choices=FinalLabel.choices, blank=True)
+    new_chosen = models.CharField(max_length=1, choices=Side.choices, blank=True)
+    reason = models.CharField(max_length=300)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
 
 
 class ImportFormat(models.TextChoices):

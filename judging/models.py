@@ -1,1 +1,188 @@
-"""Judge configurations, runs and judgements."""
+"""Judge configurations, runs, batches and judgements (the model's verdicts on pairs)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class JudgeBackend(models.TextChoices):
+    BASELINE = "baseline", "baseline (heuristics, no model)"
+    TRANSFORMERS = "transformers", "transformers (vision-language model)"
+
+
+class JudgeConfiguration(models.Model):
+    """What produced a judgement. Library versions are recorded per judgement, not here, so a
+    library upgrade does not silently start a new configuration."""
+
+    backend = models.CharField(max_length=16, choices=JudgeBackend.choices)
+    model_id = models.CharField(max_length=300, blank=True)
+    model_revision = models.CharField(max_length=100, blank=True)
+    guard_model_id = models.CharField(max_length=300, blank=True)
+    prompt_version = models.CharField(max_length=50)
+    dtype = models.CharField(max_length=20, blank=True)
+    max_pixels = models.PositiveIntegerField(default=448 * 448)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["backend", "model_id", "model_revision", "guard_model_id",
+                        "prompt_version", "dtype", "max_pixels"],
+                name="judge_configuration_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.backend == JudgeBackend.BASELINE:
+            return f"baseline (no model), prompt {self.prompt_version}"
+        return f"{self.model_id}@{self.model_revision or 'latest'} {self.dtype} {self.prompt_version}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    FINISHED = "finished", "finished"
+    CANCELLED = "cancelled", "cancelled"
+    FAILED = "failed", "failed"
+
+
+class JudgeRun(models.Model):
+    configuration = models.ForeignKey(
+        JudgeConfiguration, on_delete=models.PROTECT, related_name="runs"
+    )
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    pair_selection = models.CharField(max_length=16, default="unjudged")
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    pairs_per_second = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(done__lte=models.F("total")), name="judge_run_done_within_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in {RunStatus.QUEUED, RunStatus.RUNNING}
+
+
+class BatchStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+class JudgeBatch(models.Model):
+    """One Celery task's worth of pairs. ``attempts`` counts deliveries, so a batch that kills
+    its worker every time (out of memory) stops being redelivered."""
+
+    run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="batches")
+    index = models.PositiveIntegerField()
+    pair_ids = models.JSONField()
+    status = models.CharField(
+        max_length=16, choices=BatchStatus.choices, default=BatchStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="judge_batch_unique_index"),
+        ]
+
+
+class DecidedBy(models.TextChoices):
+    PREFERENCE = "preference", "preference"
+    SAFETY = "safety", "safety first"
+
+
+class JudgementStatus(models.TextChoices):
+    OK = "ok", "judged"
+    FAILED = "failed", "failed"
+
+
+class JudgementQuerySet(models.QuerySet["Judgement"]):
+    def succeeded(self) -> JudgementQuerySet:
+        return self.filter(status=JudgementStatus.OK)
+
+    def needing_review(self) -> JudgementQuerySet:
+        return self.succeeded().filter(needs_review=True)
+
+
+class Judgement(models.Model):
+    """The judge's verdict on one pair under one configuration; probabilities are of A being
+    the better response, combined over both presentation orders."""
+
+    pair = models.ForeignKey("annotation.Pair", on_delete=models.CASCADE, related_name="judgements")
+    configuration = models.ForeignKey(
+        JudgeConfiguration, on_delete=models.PROTECT, related_name="judgements"
+    )
+    run = models.ForeignKey(
+        JudgeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="judgements"
+    )
+    status = models.CharField(max_length=8, choices=JudgementStatus.choices)
+    error = models.TextField(blank=True)
+    p_a_better = models.FloatField(null=True, blank=True)
+    p_a_first = models.FloatField(null=True, blank=True)
+    p_a_second = models.FloatField(null=True, blank=True)
+    position_bias = models.FloatField(null=True, blank=True)
+    label_mass = models.FloatField(null=True, blank=True)
+    orders_agree = models.BooleanField(null=True, blank=True)
+    p_unsafe_a = models.FloatField(null=True, blank=True)
+    p_unsafe_b = models.FloatField(null=True, blank=True)
+    decided_by = models.CharField(max_length=16, choices=DecidedBy.choices, blank=True)
+    prefers_a = models.BooleanField(null=True, blank=True)
+    needs_review = models.BooleanField(default=False)
+    review_reasons = models.JSONField(default=list, blank=True)
+    library_versions = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = JudgementQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pair", "configuration"], name="judgement_one_per_pair_and_configuration"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=JudgementStatus.FAILED)
+                | Q(p_a_better__gte=0, p_a_better__lte=1, prefers_a__isnull=False),
+                name="judgement_ok_has_probability",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["pair"], condition=Q(needs_review=True), name="judgement_needs_review"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"judgement of pair {self.pair_id} by {self.configuration_id}"
+
+    @property
+    def confidence(self) -> float | None:
+        """Probability of the side the judge prefers."""
+        if self.p_a_better is None:
+            return None
+        return max(self.p_a_better, 1 - self.p_a_better)
