@@ -15,6 +15,30 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Greatest, Least
 
+__all__ = [
+    "FinalLabel",
+    "FinalLabelChange",
+    "Image",
+    "ImageFormat",
+    "ImportBatch",
+    "ImportFormat",
+    "ImportStatus",
+    "LabelChange",
+    "Pair",
+    "PairOrigin",
+    "PairQuerySet",
+    "Question",
+    "QuestionType",
+    "Response",
+    "Side",
+    "TaxonomyAction",
+    "TaxonomyChange",
+    "TaxonomyLevel",
+    "TaxonomyNode",
+    "TaxonomyNodeQuerySet",
+    "text_digest",
+]
+
 
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -314,8 +338,15 @@ class Pair(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(final_chosen="")
-                | Q(final_label__in=["imported", "judge_only", "confirmed", "flipped",
-                                     "adjudicated"]),
+                | Q(
+                    final_label__in=[
+                        "imported",
+                        "judge_only",
+                        "confirmed",
+                        "flipped",
+                        "adjudicated",
+                    ]
+                ),
                 name="pair_chosen_only_with_a_deciding_label",
             ),
             # {a, b} once, whichever order it was created in.
