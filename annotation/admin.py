@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -34,10 +35,18 @@ def _questions_under(outer: str = "pk") -> Subquery:
         | Q(subcategory__parent__parent=OuterRef(outer))
     )
     counted = (
-        Question.objects.filter(under).order_by().annotate(one=Value(1))
-        .values("one").annotate(n=Count("pk")).values("n")
+        Question.objects.filter(under)
+        .order_by()
+        .annotate(one=Value(1))
+        .values("one")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
     return Subquery(counted, output_field=IntegerField())
+
+
+def _actor(request: HttpRequest) -> User | None:
+    return request.user if isinstance(request.user, User) else None
 
 
 class RetiredFilter(admin.SimpleListFilter):
@@ -97,7 +106,7 @@ class TaxonomyNodeAdmin(admin.ModelAdmin[TaxonomyNode]):
         return "retired" if obj.is_retired else "live"
 
     def save_model(self, request: HttpRequest, obj: TaxonomyNode, form: Any, change: bool) -> None:
-        user = request.user if request.user.is_authenticated else None
+        user = _actor(request)
         try:
             if not change:
                 obj.save()
@@ -118,13 +127,14 @@ class TaxonomyNodeAdmin(admin.ModelAdmin[TaxonomyNode]):
             return None
         form = MergeForm(
             request.POST if "apply" in request.POST else None,
-            level=levels.pop(), exclude=list(queryset.values_list("pk", flat=True)),
+            level=levels.pop(),
+            exclude=list(queryset.values_list("pk", flat=True)),
         )
         if form.is_valid():
             target = form.cleaned_data["target"]
             try:
                 for source in queryset:
-                    taxonomy.merge_nodes(source=source, target=target, by=request.user)
+                    taxonomy.merge_nodes(source=source, target=target, by=_actor(request))
             except TaxonomyError as error:
                 self.message_user(request, str(error), messages.ERROR)
                 return None
@@ -143,14 +153,14 @@ class TaxonomyNodeAdmin(admin.ModelAdmin[TaxonomyNode]):
     @admin.action(description="Retire the selected nodes (hide from pickers, keep labels)")
     def retire(self, request: HttpRequest, queryset: QuerySet[TaxonomyNode]) -> None:
         for node in queryset:
-            taxonomy.retire_node(node=node, by=request.user)
+            taxonomy.retire_node(node=node, by=_actor(request))
         self.message_user(request, f"Retired {queryset.count()} node(s); their labels are kept.")
 
     @admin.action(description="Restore the selected retired nodes")
     def restore(self, request: HttpRequest, queryset: QuerySet[TaxonomyNode]) -> None:
         try:
             for node in queryset:
-                taxonomy.restore_node(node=node, by=request.user)
+                taxonomy.restore_node(node=node, by=_actor(request))
         except TaxonomyError as error:
             self.message_user(request, str(error), messages.ERROR)
 
@@ -175,19 +185,38 @@ def _thumbnail(image_id: int, size: int = 64) -> str:
     url = reverse("annotation:image", args=[image_id])
     return format_html(
         '<img src="{}" alt="image {}" loading="lazy" style="max-width:{}px;max-height:{}px">',
-        url, image_id, size, size,
+        url,
+        image_id,
+        size,
+        size,
     )
 
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin[Image]):
-    list_display = ["thumbnail", "source_name", "format", "width", "height", "byte_size",
-                    "is_placeholder"]
+    list_display = [
+        "thumbnail",
+        "source_name",
+        "format",
+        "width",
+        "height",
+        "byte_size",
+        "is_placeholder",
+    ]
     list_filter = ["format", "is_placeholder"]
     search_fields = ["sha256", "source_name"]
     exclude = ["data"]
-    readonly_fields = ["preview", "sha256", "format", "width", "height", "byte_size", "dhash",
-                       "source_name", "is_placeholder"]
+    readonly_fields = [
+        "preview",
+        "sha256",
+        "format",
+        "width",
+        "height",
+        "byte_size",
+        "dhash",
+        "source_name",
+        "is_placeholder",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
         return super().get_queryset(request).defer("data")
@@ -212,9 +241,15 @@ class ResponseInline(admin.TabularInline[Response, Question]):
 class LabelChangeInline(admin.TabularInline[LabelChange, Question]):
     model = LabelChange
     fk_name = "question"
-    fields = ["changed_at", "old_subcategory", "new_subcategory", "taxonomy_version", "reason",
-              "changed_by"]
-    readonly_fields = fields
+    fields = [
+        "changed_at",
+        "old_subcategory",
+        "new_subcategory",
+        "taxonomy_version",
+        "reason",
+        "changed_by",
+    ]
+    readonly_fields = fields  # type: ignore[assignment]  # same names, narrower type
     extra = 0
     can_delete = False
 
@@ -230,8 +265,14 @@ class QuestionAdmin(admin.ModelAdmin[Question]):
     ]
     search_fields = ["text"]
     list_select_related = ["subcategory__parent__parent"]
-    readonly_fields = ["image_preview", "text", "question_type", "subcategory", "taxonomy_version",
-                       "import_batch"]
+    readonly_fields = [
+        "image_preview",
+        "text",
+        "question_type",
+        "subcategory",
+        "taxonomy_version",
+        "import_batch",
+    ]
     exclude = ["image", "text_sha256"]
     inlines = [ResponseInline, LabelChangeInline]
 
@@ -290,8 +331,18 @@ class PairAdmin(admin.ModelAdmin[Pair]):
 
 @admin.register(ImportBatch)
 class ImportBatchAdmin(admin.ModelAdmin[ImportBatch]):
-    list_display = ["file_name", "format", "split", "status", "rows_read", "rows_created",
-                    "rows_existing", "rows_rejected", "started_at", "finished_at"]
+    list_display = [
+        "file_name",
+        "format",
+        "split",
+        "status",
+        "rows_read",
+        "rows_created",
+        "rows_existing",
+        "rows_rejected",
+        "started_at",
+        "finished_at",
+    ]
     list_filter = ["format", "status"]
     readonly_fields = [f.name for f in ImportBatch._meta.fields]
 
@@ -300,4 +351,3 @@ class ImportBatchAdmin(admin.ModelAdmin[ImportBatch]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-

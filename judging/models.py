@@ -28,8 +28,15 @@ class JudgeConfiguration(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["backend", "model_id", "model_revision", "guard_model_id",
-                        "prompt_version", "dtype", "max_pixels"],
+                fields=[
+                    "backend",
+                    "model_id",
+                    "model_revision",
+                    "guard_model_id",
+                    "prompt_version",
+                    "dtype",
+                    "max_pixels",
+                ],
                 name="judge_configuration_unique",
             ),
         ]
@@ -37,7 +44,9 @@ class JudgeConfiguration(models.Model):
     def __str__(self) -> str:
         if self.backend == JudgeBackend.BASELINE:
             return f"baseline (no model), prompt {self.prompt_version}"
-        return f"{self.model_id}@{self.model_revision or 'latest'} {self.dtype} {self.prompt_version}"
+        return (
+            f"{self.model_id}@{self.model_revision or 'latest'} {self.dtype} {self.prompt_version}"
+        )
 
 
 class RunStatus(models.TextChoices):
@@ -110,6 +119,9 @@ class JudgeBatch(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "index"], name="judge_batch_unique_index"),
         ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} batch {self.index} ({self.status})"
 
 
 class DecidedBy(models.TextChoices):

@@ -117,7 +117,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "spavl.sqlite3",
+            "NAME": str(VAR_DIR / "spavl.sqlite3"),
             # IMMEDIATE takes the write lock at BEGIN, so claiming work is race-free here too.
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
         }

@@ -22,8 +22,9 @@ from annotation.services.images import store_image
 _sequence = itertools.count(1)
 
 
-def image_bytes(*, seed: int | None = None, size: tuple[int, int] = (64, 48), fmt: str = "JPEG"
-                ) -> bytes:
+def image_bytes(
+    *, seed: int | None = None, size: tuple[int, int] = (64, 48), fmt: str = "JPEG"
+) -> bytes:
     """A small picture whose content depends on ``seed``, so different seeds differ in hash."""
     seed = next(_sequence) if seed is None else seed
     picture = PILImage.new("RGB", size, ((seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256))
@@ -60,8 +61,9 @@ def make_question(
     )
 
 
-def make_response(*, question: Question, model_name: str = "model-x", text: str | None = None
-                  ) -> Response:
+def make_response(
+    *, question: Question, model_name: str = "model-x", text: str | None = None
+) -> Response:
     text = text if text is not None else f"Response {next(_sequence)}."
     return Response.objects.create(
         question=question, model_name=model_name, text=text, text_sha256=text_digest(text)

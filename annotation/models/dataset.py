@@ -251,6 +251,9 @@ class LabelChange(models.Model):
     class Meta:
         ordering = ["-changed_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"question {self.question_id}: {self.old_subcategory_id} → {self.new_subcategory_id}"
+
 
 class Response(models.Model):
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="responses")
@@ -381,6 +384,9 @@ class FinalLabelChange(models.Model):
 
     class Meta:
         ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"pair {self.pair_id}: {self.old_label or '-'} → {self.new_label or '-'}"
 
 
 class ImportFormat(models.TextChoices):

@@ -82,8 +82,14 @@ def store_image(*, data: bytes, source_name: str = "", is_placeholder: bool = Fa
         return existing
     image_format, width, height, dhash = inspect_image(data)
     image = Image(
-        sha256=digest, data=data, format=image_format, width=width, height=height,
-        byte_size=len(data), dhash=dhash, source_name=source_name[:500],
+        sha256=digest,
+        data=data,
+        format=image_format,
+        width=width,
+        height=height,
+        byte_size=len(data),
+        dhash=dhash,
+        source_name=source_name[:500],
         is_placeholder=is_placeholder,
     )
     try:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User as AuthUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from annotation.models import (
 
 SPAVL_TAXONOMY_FILE = Path(__file__).resolve().parent.parent / "data" / "spavl_taxonomy.json"
 
-User = AbstractBaseUser | None
+User = AuthUser | None
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,9 @@ def load_taxonomy(*, path: Path = SPAVL_TAXONOMY_FILE, by: User = None) -> LoadR
         created, existing = created + new, existing + (not new)
         for category in domain["categories"]:
             c, new = _get_or_create_node(
-                level=TaxonomyLevel.CATEGORY, key=category["class2"], name=category["display"],
+                level=TaxonomyLevel.CATEGORY,
+                key=category["class2"],
+                name=category["display"],
                 parent=d,
             )
             created, existing = created + new, existing + (not new)
@@ -135,8 +137,12 @@ def _relabel(
 ) -> None:
     changes = [
         LabelChange(
-            question=q, old_subcategory_id=q.subcategory_id, new_subcategory=to,
-            taxonomy_version=version, reason=reason, changed_by=by,
+            question=q,
+            old_subcategory_id=q.subcategory_id,
+            new_subcategory=to,
+            taxonomy_version=version,
+            reason=reason,
+            changed_by=by,
         )
         for q in questions
     ]
@@ -163,8 +169,11 @@ def merge_nodes(*, source: TaxonomyNode, target: TaxonomyNode, by: User = None) 
     TaxonomyNode.objects.filter(parent=source).update(parent=target)
     questions = list(Question.objects.filter(subcategory=source).only("pk", "subcategory_id"))
     _relabel(
-        questions=questions, to=target, reason=f"merge {source.key} into {target.key}",
-        version=change.version, by=by,
+        questions=questions,
+        to=target,
+        reason=f"merge {source.key} into {target.key}",
+        version=change.version,
+        by=by,
     )
     source.retired_at, source.merged_into = timezone.now(), target
     source.save(update_fields=["retired_at", "merged_into"])

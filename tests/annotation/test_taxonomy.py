@@ -15,8 +15,13 @@ def test_it_loads_the_spavl_taxonomy_with_the_datasets_own_spellings(spavl_taxon
     counts = {level: TaxonomyNode.objects.filter(level=level).count() for level in TaxonomyLevel}
     assert counts == {1: 6, 2: 15, 3: 53}
     keys = set(TaxonomyNode.objects.values_list("key", flat=True))
-    assert {"Representation & ToxicityHarms", "disablity discrimination", "scamns",
-            "false beliefs", "Human Autonomy & IntegrityHarms"} <= keys
+    assert {
+        "Representation & ToxicityHarms",
+        "disablity discrimination",
+        "scamns",
+        "false beliefs",
+        "Human Autonomy & IntegrityHarms",
+    } <= keys
 
 
 def test_it_loads_every_triple_of_the_shipped_file_byte_for_byte(spavl_taxonomy):
@@ -39,7 +44,8 @@ def test_a_rename_keeps_labels_and_bumps_the_version(spavl_taxonomy, staff_admin
     assert question.subcategory.key == "scams"
     renames = TaxonomyChange.objects.filter(action="rename").order_by("version")
     assert [(c.old_value, c.new_value, c.changed_by) for c in renames] == [
-        ("scamns", "scams", staff_admin), ("scamns", "Scams", staff_admin),
+        ("scamns", "scams", staff_admin),
+        ("scamns", "Scams", staff_admin),
     ]
     assert TaxonomyChange.current_version() == 3  # load, key rename, display-name rename
 
@@ -54,7 +60,11 @@ def test_a_move_changes_the_path_and_keeps_the_label(spavl_taxonomy):
     unfair = TaxonomyNode.objects.get(level=2, key="Unfair")
     taxonomy.move_node(node=subcategory("bully"), new_parent=unfair)
     question.refresh_from_db()
-    assert question.subcategory.class_keys() == ("Representation & ToxicityHarms", "Unfair", "bully")
+    assert question.subcategory.class_keys() == (
+        "Representation & ToxicityHarms",
+        "Unfair",
+        "bully",
+    )
 
 
 def test_a_subcategory_cannot_move_under_a_domain(spavl_taxonomy):
@@ -108,7 +118,9 @@ def test_relabelling_a_question_keeps_its_history(spavl_taxonomy, reviewer):
     )
     change = question.label_changes.get()
     assert (change.old_subcategory.key, change.new_subcategory.key, change.changed_by) == (
-        "bully", "hate", reviewer,
+        "bully",
+        "hate",
+        reviewer,
     )
 
 
