@@ -1,0 +1,104 @@
+"""The production shape: settings refuse unsafe defaults, the deploy check is clean, and every
+docker-compose service runs a command that exists in this project."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_KEY = "k" * 20 + "-production-secret-for-tests-only-0123456789"
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "SPAVL_PRODUCTION"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_it_refuses_to_start_in_production_without_a_secret_key():
+    result = run_manage("check", env={"SPAVL_PRODUCTION": "1", "ALLOWED_HOSTS": "example.org"})
+    assert result.returncode != 0
+    assert "Set the SECRET_KEY environment variable" in result.stderr
+
+
+def test_it_refuses_the_development_key_in_production():
+    result = run_manage(
+        "check",
+        env={"SPAVL_PRODUCTION": "1", "SECRET_KEY": "django-insecure-" + "x" * 50},
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be a random string" in result.stderr
+
+
+def test_the_deploy_check_prints_no_warnings_with_production_settings():
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={"SPAVL_PRODUCTION": "1", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "example.org"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _command(service: dict) -> list[str]:
+    command = service["command"]
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def test_every_compose_service_has_a_health_check():
+    services = _compose()["services"]
+    assert set(services) == {"web", "worker", "judge-worker", "postgres", "redis"}
+    assert all("healthcheck" in service for service in services.values())
+
+
+def test_the_web_service_runs_gunicorn_on_a_real_wsgi_application():
+    words = _command(_compose()["services"]["web"])
+    target = next(word for word in " ".join(words).split() if word.endswith(":application"))
+    module, attribute = target.split(":")
+    assert callable(getattr(importlib.import_module(module), attribute))
+
+
+@pytest.mark.parametrize("name", ["worker", "judge-worker"])
+def test_each_worker_runs_the_project_celery_app_on_queues_that_receive_tasks(name):
+    words = _command(_compose()["services"][name])
+    assert words[:4] == ["celery", "-A", "spavl_web", "worker"]
+    app = importlib.import_module(words[2]).celery_app
+    queues = set(words[words.index("-Q") + 1].split(","))
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    assert queues & (routed | {settings.CELERY_TASK_DEFAULT_QUEUE})
+    assert app.main == "spavl_web"
+
+
+def test_only_the_judge_worker_reserves_a_gpu_and_listens_on_the_judge_queue():
+    services = _compose()["services"]
+    judge = services["judge-worker"]
+    assert judge["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    assert "judge" in _command(judge)[_command(judge).index("-Q") + 1].split(",")
+    assert "deploy" not in services["worker"]
+
+
+def test_the_image_build_copies_every_top_level_package():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in ["spavl_web", "annotation", "judging", "templates", "static", "manage.py"]:
+        assert f"COPY {package} " in dockerfile
