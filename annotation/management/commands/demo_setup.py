@@ -1,0 +1,74 @@
+"""Everything `make demo` needs after migrate: taxonomy, accounts, demo data judged and queued."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from annotation.models import Pair
+
+ACCOUNTS = {"admin": "admin", "reviewer": "reviewer", "adjudicator": "adjudicator"}
+
+
+class Command(BaseCommand):
+    help = "Set up the embedded demo: taxonomy, demo accounts, demo data, a baseline judge run."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("load_taxonomy", stdout=self.stdout)
+        credentials = self._accounts()
+        if not Pair.objects.exists():
+            self._data()
+        self._review_campaign(reviewers=["reviewer", "adjudicator"])
+        self.stdout.write(self.style.SUCCESS("\nDemo ready. Log in at http://127.0.0.1:8000/"))
+        for username, password in credentials.items():
+            self.stdout.write(f"  {username:<12} password: {password}")
+
+    def _accounts(self) -> dict[str, str]:
+        """Random passwords, kept in var/ so a second `make demo` prints the same ones."""
+        path = Path(settings.VAR_DIR) / "demo-credentials.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        for username, group in ACCOUNTS.items():
+            password = stored.setdefault(username, secrets.token_urlsafe(9))
+            user, created = User.objects.get_or_create(username=username)
+            if created or not user.check_password(password):
+                user.set_password(password)
+                user.is_staff = user.is_superuser = username == "admin"
+                user.save()
+            if group_row := Group.objects.filter(name=group).first():
+                user.groups.add(group_row)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored, indent=2))
+        path.chmod(0o600)
+        return stored
+
+    def _data(self) -> None:
+        out = Path(settings.VAR_DIR) / "demo-data"
+        call_command("make_demo_data", out=str(out), stdout=self.stdout)
+        for fmt, name in [
+            ("responses-jsonl", "responses.jsonl"),
+            ("spavl-parquet", "train.parquet"),
+        ]:
+            if (out / name).exists():
+                call_command(
+                    "import_data",
+                    str(out / name),
+                    format=fmt,
+                    image_root=str(out),
+                    stdout=self.stdout,
+                )
+        call_command("make_pairs", seed=0, stdout=self.stdout)
+        call_command("judge", backend="baseline", pairs="unjudged", wait=True, stdout=self.stdout)
+
+    def _review_campaign(self, *, reviewers: list[str]) -> None:
+        try:
+            from annotation.services.assignment import ensure_demo_campaign
+        except ImportError:  # the review side is optional for the setup to succeed
+            return
+        ensure_demo_campaign(reviewers=list(User.objects.filter(username__in=reviewers)))
