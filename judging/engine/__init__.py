@@ -1,0 +1,27 @@
+"""The judge engine: pairwise VLM judging without Django.
+
+Importing this package needs neither torch nor transformers (the demo install has neither); the
+transformers backend is imported inside `load_judge` when asked for.
+"""
+
+from .loading import load_judge
+from .types import (
+    ImageRejected,
+    Judge,
+    JudgeInfo,
+    LabelTokenError,
+    PairInput,
+    PairVerdict,
+    Thresholds,
+)
+
+__all__ = [
+    "ImageRejected",
+    "Judge",
+    "JudgeInfo",
+    "LabelTokenError",
+    "PairInput",
+    "PairVerdict",
+    "Thresholds",
+    "load_judge",
+]
