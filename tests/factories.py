@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
+import json
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
 
 from PIL import Image as PILImage
 
@@ -82,3 +88,103 @@ def make_pair(
     a = make_response(question=question, model_name="model-a", text=chosen)
     b = make_response(question=question, model_name="model-b", text=rejected)
     return Pair.objects.create(question=question, response_a=a, response_b=b, origin=origin)
+
+
+def make_corrupt_image() -> Image:
+    """An image row whose bytes no decoder accepts, as a damaged import would leave."""
+    data = f"not an image {next(_sequence)}".encode()
+    return Image.objects.create(
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+        format="JPEG",
+        width=1,
+        height=1,
+        byte_size=len(data),
+        dhash=0,
+    )
+
+
+def make_sampled_pairs(*, count: int) -> list[Pair]:
+    """Pairs with no source verdict (no final label yet), as the judge's input usually is."""
+    return [
+        make_pair(origin=PairOrigin.SAMPLED, subcategory_key=None, chosen=None, rejected=None)
+        for _ in range(count)
+    ]
+
+
+# Import files: the importers' tests write real parquet, JSON and JSONL files with these.
+
+
+def write_parquet(*, path: Path, rows: list[dict[str, Any]], schema: Any = None) -> Path:
+    """A parquet file of ``rows``; ``image`` values as {bytes, path} structs like Hugging Face."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path, row_group_size=3)
+    return path
+
+
+def write_json(*, path: Path, value: Any) -> Path:
+    path.write_text(json.dumps(value), encoding="utf-8")
+    return path
+
+
+def write_jsonl(*, path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def write_image_file(*, root: Path, relative: str, data: bytes | None = None) -> str:
+    target = root / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data if data is not None else image_bytes())
+    return relative
+
+
+def png_bomb_bytes(*, width: int = 60_000, height: int = 60_000) -> bytes:
+    """A tiny PNG whose header claims a huge picture (a decompression bomb)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+# Review campaigns.
+
+
+def make_campaign(
+    *,
+    pairs: int = 3,
+    reviewers: list[Any] | None = None,
+    overlap: int = 1,
+    control_share: float = 0.0,
+    lease_minutes: int = 10,
+    gold_rate: float = 0.0,
+    seed: int = 7,
+    judge_policy: str = "reviewers",
+) -> Any:
+    """A campaign over ``pairs`` fresh imported pairs (needs the spavl_taxonomy fixture)."""
+    from annotation.services.assignment import CampaignRules, create_campaign
+
+    made = [make_pair() for _ in range(pairs)]
+    return create_campaign(
+        name=f"campaign {next(_sequence)}",
+        created_by=None,
+        reviewers=reviewers or [],
+        taxonomy_nodes=[p.question.subcategory for p in made[:1] if p.question.subcategory],
+        rules=CampaignRules(
+            overlap=overlap,
+            lease_minutes=lease_minutes,
+            control_share=control_share,
+            gold_rate=gold_rate,
+            judge_policy=judge_policy,
+        ),
+        seed=seed,
+    )

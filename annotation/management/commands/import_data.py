@@ -1,0 +1,60 @@
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from annotation.exceptions import ImportFileError
+from annotation.models import ImportBatch, ImportFormat
+from annotation.services.imports import import_file
+
+REJECTIONS_SHOWN = 100
+
+
+class Command(BaseCommand):
+    help = "Import SPA-VL data: parquet shards, RLHF JSON, eval JSON or responses JSONL."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("path", type=Path, help="file, or folder of parquet shards")
+        parser.add_argument("--format", required=True, choices=ImportFormat.values)
+        parser.add_argument("--image-root", type=Path, help="folder image paths are relative to")
+        parser.add_argument("--split", default="", help="spavl-parquet: train, validation, test")
+        parser.add_argument("--model", default="", help="eval-json: model name of the responses")
+        parser.add_argument("--report", type=Path, help="CSV of rejected rows (default: var/)")
+        parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        bar = tqdm(unit="rows", file=self.stderr._out, disable=options["no_progress"])
+
+        def on_start(total: int) -> None:
+            bar.reset(total=total or None)
+
+        try:
+            batch = import_file(
+                path=options["path"],
+                import_format=options["format"],
+                image_root=options["image_root"],
+                split=options["split"],
+                model_name=options["model"],
+                report_path=options["report"],
+                progress=bar.update,
+                on_start=on_start,
+            )
+        except ImportFileError as error:
+            raise CommandError(f"import failed, nothing imported: {error}") from error
+        finally:
+            bar.close()
+        self._summarise(batch)
+
+    def _summarise(self, batch: ImportBatch) -> None:
+        split = f", split {batch.split}" if batch.split else ""
+        self.stdout.write(
+            f"import {batch.pk} ({batch.format}{split}): {batch.rows_read} rows read, "
+            f"{batch.rows_created} created, {batch.rows_existing} already present, "
+            f"{batch.rows_rejected} rejected"
+        )
+        for error in batch.errors[:REJECTIONS_SHOWN]:
+            self.stdout.write(f"  rejected row {error['row']}: {error['reason']}")
+        if batch.rows_rejected > REJECTIONS_SHOWN:
+            self.stdout.write(f"  ... {batch.rows_rejected - REJECTIONS_SHOWN} more in the report")
+        self.stdout.write(f"report: {batch.report_path}")
