@@ -544,3 +544,113 @@ def _checked_calibration_data(
     if np.any((confidence < 0) | (confidence > 1) | np.isnan(confidence)):
         raise ValueError("confidences must lie in [0, 1]")
     return confidence, hit
+
+
+# Counted input (fed by SQL aggregates) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountedCell:
+    """`count` items rated `a` by one rater and `b` by the other, each carrying `weight`."""
+
+    a: Category
+    b: Category
+    count: int
+    weight: float = 1.0
+
+
+def two_rater_measures_from_counts(
+    *,
+    cells: Sequence[CountedCell],
+    categories: Sequence[Category],
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """percent_agreement, cohens_kappa and gwet_ac1 of the items the cells count, exactly as
+    those functions give them on the expanded items (same groups, same bootstrap draws)."""
+    kept = [cell for cell in cells if cell.count > 0]
+    index = {category: i for i, category in enumerate(categories)}
+    k = max(len(index), 1)
+    codes = np.array([index[cell.a] * k + index[cell.b] for cell in kept], dtype=np.int64)
+    counts = np.array([cell.count for cell in kept], dtype=np.int64)
+    item_weights = _checked_weights(weights=[cell.weight for cell in kept], n=len(kept))
+    weight_values, weight_ids = np.unique(item_weights, return_inverse=True)
+    groups, group_in = np.unique(codes * len(weight_values) + weight_ids, return_inverse=True)
+    group_counts = np.bincount(group_in, weights=counts, minlength=len(groups)).astype(np.int64)
+    group_of = np.repeat(np.arange(len(groups)), group_counts)
+    into_table = np.zeros((len(groups), k * k))
+    into_table[np.arange(len(groups)), groups // len(weight_values)] = weight_values[
+        groups % len(weight_values)
+    ]
+    statistics = {"percent": _observed_agreement, "kappa": _kappa, "ac1": _ac1}
+
+    def measure(statistic: Statistic) -> Estimate:
+        def on_tables(multiplicities: np.ndarray) -> np.ndarray:
+            return statistic((multiplicities @ into_table).reshape(-1, k, k))
+
+        return _bootstrapped(
+            group_of=group_of,
+            n_groups=len(groups),
+            statistic=on_tables,
+            resamples=resamples,
+            seed=seed,
+        )
+
+    return {name: measure(statistic) for name, statistic in statistics.items()}
+
+
+def many_rater_measures_from_profiles(
+    *,
+    profiles: Sequence[tuple[Sequence[int], int]],
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """Krippendorff's alpha and Fleiss' kappa from (category counts of a unit, number of units
+    with those counts): the same point estimates as the unit-list functions; units with fewer
+    than two values are not pairable and dropped."""
+    expanded = [
+        (tuple(int(c) for c in counts), int(units))
+        for counts, units in profiles
+        if units > 0 and sum(counts) >= 2
+    ]
+    width = max((len(counts) for counts, _ in expanded), default=1)
+    table = np.array([list(c) + [0] * (width - len(c)) for c, _ in expanded], dtype=np.int64)
+    table = table.reshape(-1, width)
+    multiplicity = np.array([units for _, units in expanded], dtype=np.int64)
+    used = table.sum(axis=0) > 0
+    table = table[:, used] if used.any() else table[:, :1]
+    return {
+        "alpha": _many_raters_counted(
+            table=table, multiplicity=multiplicity, statistic=_alpha, resamples=resamples, seed=seed
+        ),
+        "fleiss": _many_raters_counted(
+            table=table,
+            multiplicity=multiplicity,
+            statistic=_fleiss,
+            resamples=resamples,
+            seed=seed,
+        ),
+    }
+
+
+def _many_raters_counted(
+    *, table: np.ndarray, multiplicity: np.ndarray, statistic: Statistic, resamples: int, seed: int
+) -> Estimate:
+    profiles, group_in = np.unique(table, axis=0, return_inverse=True)
+    group_in = group_in.reshape(-1)
+    group_counts = np.bincount(group_in, weights=multiplicity, minlength=len(profiles))
+    group_of = np.repeat(np.arange(len(profiles)), group_counts.astype(np.int64))
+    values = profiles.sum(axis=1)
+    agreeing_pairs = (profiles * (profiles - 1)).sum(axis=1)
+    pairs = values * (values - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        features = np.column_stack(
+            [values, (pairs - agreeing_pairs) / (values - 1), agreeing_pairs / pairs, profiles]
+        ).astype(float)
+
+    def on_sums(multiplicities: np.ndarray) -> np.ndarray:
+        return statistic(np.column_stack([multiplicities.sum(axis=1), multiplicities @ features]))
+
+    return _bootstrapped(
+        group_of=group_of, n_groups=len(profiles), statistic=on_sums, resamples=resamples, seed=seed
+    )
