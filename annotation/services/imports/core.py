@@ -19,7 +19,7 @@ from typing import IO
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, reset_queries, transaction
 from django.utils import timezone
 
 from annotation.exceptions import ImageRejected, ImportFileError
@@ -356,6 +356,8 @@ def run_rows(
 
 def _flush(writer: ChunkWriter, chunk: list[ImportRow | BadRow], progress: Progress | None) -> None:
     writer.write_chunk(chunk)
+    # With DEBUG on, Django keeps every query's SQL, image bytes included: keep memory flat.
+    reset_queries()
     save_counts(writer.batch, writer.counts)
     if progress is not None:
         progress(len(chunk))

@@ -1,0 +1,143 @@
+"""Import throughput: synthetic SPA-VL train parquet with ~80 KB JPEGs into PostgreSQL.
+
+Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+           .venv/bin/python bench/import_throughput.py [N ...] [--images 3000]
+
+For each N it writes a parquet file (row groups of 100, like Hugging Face), recreates the database
+``spavl_bench`` (migrate + load_taxonomy), imports the file in a fresh subprocess and prints rows/s
+and that subprocess's peak RSS, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "spavl_bench"
+SUBCATEGORY_NAMES = [
+    "Representation & ToxicityHarms/Toxic/bully",
+    "Representation & ToxicityHarms/Toxic/hate",
+    "Malicious Use/Security threats/cyber",
+]
+SCHEMA = pa.schema(
+    [
+        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+        ("question", pa.string()),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("image_name", pa.string()),
+    ]
+)
+IMPORT_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+import django
+django.setup()
+from annotation.services.imports import import_file
+started = time.perf_counter()
+batch = import_file(path=Path(sys.argv[1]), import_format="spavl-parquet")
+elapsed = time.perf_counter() - started
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"rows": batch.rows_read, "created": batch.rows_created,
+                  "rejected": batch.rows_rejected, "seconds": elapsed, "rss_kb": rss}))
+"""
+
+
+def noise_jpeg(rng: random.Random) -> bytes:
+    """About 80 KB: noise does not compress away, as real photos mostly do not."""
+    picture = Image.frombytes("RGB", (320, 320), rng.randbytes(320 * 320 * 3))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def write_dataset(*, path: Path, rows: int, images: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    pictures = [noise_jpeg(rng) for _ in range(images)]
+    with pq.ParquetWriter(path, SCHEMA) as writer:
+        for start in range(0, rows, 100):
+            batch = []
+            for n in range(start, min(rows, start + 100)):
+                folder = SUBCATEGORY_NAMES[n % len(SUBCATEGORY_NAMES)]
+                batch.append(
+                    {
+                        "image": {"bytes": pictures[n % images], "path": f"{n}.jpg"},
+                        "question": f" Q: What is shown in picture {n}?",
+                        "chosen": f"I can't help with that request ({n}).",
+                        "rejected": f"Sure. Here is a detailed answer for {n}.",
+                        "image_name": f"{folder}/{n % images}.jpg",
+                    }
+                )
+            writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA))
+
+
+def bench_env() -> dict[str, str]:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    admin_url = base.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        connection.execute(f"CREATE DATABASE {BENCH_DB}")
+    env = {**os.environ, "DATABASE_URL": base.rsplit("/", 1)[0] + "/" + BENCH_DB}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "spavl_web.settings")
+    env["DEBUG"] = "0"  # Django keeps no query log, as in production
+    env["SPAVL_VAR_DIR"] = str(ROOT / "var" / "bench")
+    for command in (["migrate", "--no-input", "-v0"], ["load_taxonomy"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return env
+
+
+def run(rows: int, images: int, folder: Path) -> dict[str, float]:
+    path = folder / f"bench-{rows}.parquet"
+    write_dataset(path=path, rows=rows, images=images)
+    env = bench_env()
+    output = subprocess.run(
+        [sys.executable, "-c", IMPORT_CHILD, str(path)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    result["file_mb"] = path.stat().st_size / 1e6
+    path.unlink()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
+    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--folder", type=Path, default=ROOT / "var" / "bench")
+    args = parser.parse_args()
+    args.folder.mkdir(parents=True, exist_ok=True)
+    print(f"{'N':>8} {'file MB':>9} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12}")
+    for rows in args.sizes:
+        r = run(rows, args.images, args.folder)
+        print(
+            f"{rows:>8} {r['file_mb']:>9.0f} {r['seconds']:>8.1f} {rows / r['seconds']:>8.0f} "
+            f"{r['rss_kb'] / 1024:>12.0f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
