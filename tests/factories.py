@@ -188,3 +188,137 @@ def make_campaign(
         ),
         seed=seed,
     )
+
+
+def make_labelled_pair(
+    *,
+    question: Question | None = None,
+    image: Image | None = None,
+    chosen: str | None = None,
+    rejected: str | None = None,
+    final_label: str = "imported",
+    final_chosen: str = "a",
+    subcategory_key: str | None = "bully",
+    question_text: str | None = None,
+) -> Pair:
+    """A pair with a final label; ``final_chosen`` names the chosen side (``chosen`` is the
+    text of response A, ``rejected`` of response B, whatever the label)."""
+    question = question or make_question(
+        text=question_text, image=image, subcategory_key=subcategory_key
+    )
+    pair = make_pair(question=question, chosen=chosen, rejected=rejected)
+    pair.final_label = final_label
+    pair.final_chosen = final_chosen
+    pair.save(update_fields=["final_label", "final_chosen"])
+    return pair
+
+
+# Agreement dashboard: rows made directly, so each test states exactly who said what.
+
+
+def make_judgement(
+    *,
+    pair: Pair,
+    p_a_better: float = 0.8,
+    p_a_first: float | None = None,
+    p_a_second: float | None = None,
+    p_unsafe_a: float | None = None,
+    p_unsafe_b: float | None = None,
+    run: Any = None,
+    backend: str = "baseline",
+) -> Any:
+    from judging.models import Judgement, JudgeConfiguration
+
+    configuration, _ = JudgeConfiguration.objects.get_or_create(
+        backend=backend, prompt_version="agreement-test"
+    )
+    return Judgement.objects.create(
+        pair=pair,
+        configuration=configuration,
+        run=run,
+        status="ok",
+        p_a_better=p_a_better,
+        p_a_first=p_a_better if p_a_first is None else p_a_first,
+        p_a_second=p_a_better if p_a_second is None else p_a_second,
+        p_unsafe_a=p_unsafe_a,
+        p_unsafe_b=p_unsafe_b,
+        prefers_a=p_a_better > 0.5,
+    )
+
+
+def make_pool_pair(
+    *, campaign: Any, pair: Pair, flagged: bool = False, in_control: bool = False
+) -> Any:
+    from annotation.models import CampaignPair
+
+    campaign_pair, _ = CampaignPair.objects.get_or_create(
+        campaign=campaign,
+        pair=pair,
+        defaults={
+            "priority": int(flagged),
+            "rank": pair.pk,
+            "in_control_slice": in_control,
+            "slots_left": 0,
+        },
+    )
+    return campaign_pair
+
+
+def make_agreement_review(
+    *,
+    campaign: Any,
+    pair: Pair,
+    reviewer: Any,
+    blind: str,
+    final: str | None = None,
+    left_side: str = "a",
+    flagged: bool = False,
+    in_control: bool = False,
+    gold_verdict: str = "",
+    submitted_at: Any = None,
+) -> Any:
+    """A submitted review with its assignment and campaign pair (gold when gold_verdict)."""
+    from django.utils import timezone
+
+    from annotation.models import Assignment, CampaignPair, Review
+
+    now = submitted_at or timezone.now()
+    campaign_pair = make_pool_pair(
+        campaign=campaign, pair=pair, flagged=flagged, in_control=in_control
+    )
+    if gold_verdict:
+        CampaignPair.objects.filter(pk=campaign_pair.pk).update(
+            is_gold=True, gold_verdict=gold_verdict
+        )
+    assignment = Assignment.objects.create(
+        campaign_pair=campaign_pair,
+        campaign=campaign,
+        reviewer=reviewer,
+        left_side=left_side,
+        status="submitted",
+        from_control_slice=campaign_pair.in_control_slice,
+        is_gold=bool(gold_verdict),
+        claimed_at=now,
+        expires_at=now,
+        heartbeat_at=now,
+        finished_at=now,
+    )
+    return Review.objects.create(
+        assignment=assignment,
+        campaign_pair=campaign_pair,
+        pair=pair,
+        reviewer=reviewer,
+        blind_verdict=blind,
+        final_verdict=final or blind,
+        revealed_at=now,
+        submitted_at=now,
+        changed_after_reveal=(final or blind) != blind,
+        from_control_slice=campaign_pair.in_control_slice,
+        is_gold=bool(gold_verdict),
+    )
+
+
+def make_agreement_campaign(*, name: str = "agreement campaign") -> Any:
+    from annotation.models import Campaign
+
+    return Campaign.objects.create(name=name, seed=1)

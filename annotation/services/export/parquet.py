@@ -1,0 +1,129 @@
+"""`spavl-parquet`: Hugging Face parquet shards laid out like SPA-VL's.
+
+Columns per split follow SPA-VL (train: image, question, chosen, rejected, image_name;
+validation: + class1-3 instead of image_name; test: no responses). ``image`` is the struct
+``{bytes, path}`` that ``datasets`` reads as an Image feature, holding the original bytes. Row
+groups of 100 rows, zstd on text, no compression or dictionary on image bytes (JPEG does not
+compress), fixed writer settings and no timestamps, so the same rows give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from annotation.services.export.files import HashingSink
+from annotation.services.export.rows import ExportRow
+
+ROW_GROUP_ROWS = 100
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+STRING = {"dtype": "string", "_type": "Value"}
+CLASSES = ["class1", "class2", "class3"]
+
+# SPA-VL's columns per split; tie and both-unsafe files keep both responses, undecided.
+COLUMNS = {
+    "train": ["image", "question", "chosen", "rejected", "image_name"],
+    "validation": ["image", "question", "chosen", "rejected", *CLASSES],
+    "test": ["image", "question", *CLASSES],
+    "separate": ["image", "question", "response_a", "response_b", *CLASSES],
+}
+PROVENANCE = {
+    "decided": ["pair_id", "final_label", "chosen_model", "rejected_model", "judge_p_chosen"],
+    "separate": ["pair_id", "final_label", "model_a", "model_b", "judge_p_a"],
+}
+
+
+def _columns(split: str, *, provenance: bool) -> list[str]:
+    kind = split if split in COLUMNS else "separate"
+    extra = PROVENANCE["separate" if kind == "separate" else "decided"] if provenance else []
+    return COLUMNS[kind] + extra
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    if column == "image":
+        return IMAGE_TYPE
+    if column == "pair_id":
+        return pa.int64()
+    if column.startswith("judge_p"):
+        return pa.float64()
+    return pa.string()
+
+
+def _feature(column: str) -> dict[str, str]:
+    if column == "image":
+        return {"_type": "Image"}
+    if column == "pair_id":
+        return {"dtype": "int64", "_type": "Value"}
+    if column.startswith("judge_p"):
+        return {"dtype": "float64", "_type": "Value"}
+    return STRING
+
+
+def parquet_schema(split: str, *, provenance: bool) -> pa.Schema:
+    """The Arrow schema with Hugging Face ``Features`` under the b"huggingface" key."""
+    columns = _columns(split, provenance=provenance)
+    features = {column: _feature(column) for column in columns}
+    metadata = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
+    return pa.schema([(column, _arrow_type(column)) for column in columns], metadata=metadata)
+
+
+def _value(row: ExportRow, column: str) -> Any:
+    values: dict[str, Any] = {
+        "question": row.question,
+        "chosen": row.first,
+        "rejected": row.second,
+        "response_a": row.first,
+        "response_b": row.second,
+        "image_name": row.image_name,
+        "pair_id": row.pair_id,
+        "final_label": row.final_label,
+        "chosen_model": row.first_model,
+        "rejected_model": row.second_model,
+        "model_a": row.first_model,
+        "model_b": row.second_model,
+        "judge_p_chosen": row.judge_p_first,
+        "judge_p_a": row.judge_p_first,
+        "class1": row.class_keys[0],
+        "class2": row.class_keys[1],
+        "class3": row.class_keys[2],
+    }
+    if column == "image":
+        return {"bytes": row.image_bytes, "path": row.image_name}
+    return values[column]
+
+
+def write_parquet_shard(
+    sink: HashingSink, pages: Iterable[list[ExportRow]], *, split: str, provenance: bool
+) -> int:
+    """Write the pages to ``sink`` one row group at a time; return the number of rows."""
+    schema = parquet_schema(split, provenance=provenance)
+    text_columns = [name for name in schema.names if schema.field(name).type == pa.string()]
+    writer = pq.ParquetWriter(
+        sink,
+        schema,
+        version="2.6",
+        compression={"image.bytes": "NONE", "image.path": "ZSTD"}
+        | dict.fromkeys(text_columns, "ZSTD"),
+        use_dictionary=["image.path", *[c for c in text_columns if c in CLASSES]],
+        write_statistics=[c for c in schema.names if c not in ("image",)],
+    )
+    rows = 0
+    try:
+        for page in pages:
+            columns = [[_value(row, name) for row in page] for name in schema.names]
+            table = pa.Table.from_arrays(
+                [
+                    pa.array(values, type=field.type)
+                    for values, field in zip(columns, schema, strict=True)
+                ],
+                schema=schema,
+            )
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            rows += len(page)
+    finally:
+        writer.close()
+    return rows

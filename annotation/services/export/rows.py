@@ -1,0 +1,102 @@
+"""Read the rows of one shard, a page of pairs at a time, with each image's original bytes.
+
+Pages are fetched by primary key from the plan's sorted id list (two plain queries each, no
+server-side cursor, so PgBouncer's transaction pooling is fine). Pairs sharing an image in a page
+fetch its bytes once. Memory holds one page: about 100 images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import OuterRef, Subquery
+
+from annotation.models import FinalLabel, Pair
+from annotation.services.export.plan import ExportPlan
+from annotation.services.export.spec import ExportSpec
+from judging.models import Judgement, JudgementStatus
+
+PAGE_ROWS = 100
+NO_CLASS = ("", "", "")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """One output row. For deciding labels ``first`` is the chosen response and ``second`` the
+    rejected one; for tie and both-unsafe rows they are responses A and B."""
+
+    pair_id: int
+    final_label: str
+    question: str
+    first: str
+    second: str
+    first_model: str
+    second_model: str
+    judge_p_first: float | None
+    image_bytes: bytes
+    image_name: str
+    class_keys: tuple[str, str, str]
+
+
+def iter_shard_pages(
+    plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec
+) -> Iterator[list[ExportRow]]:
+    for start in range(0, len(pair_ids), PAGE_ROWS):
+        yield _read_page(plan, pair_ids[start : start + PAGE_ROWS], spec=spec)
+
+
+def _read_page(plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec) -> list[ExportRow]:
+    judge = Judgement.objects.filter(pair=OuterRef("pk"), status=JudgementStatus.OK)
+    if spec.judge_configuration_id is not None:
+        judge = judge.filter(configuration_id=spec.judge_configuration_id)
+    latest_p = Subquery(judge.order_by("-created_at", "-id").values("p_a_better")[:1])
+    pairs = Pair.objects.filter(pk__in=pair_ids)
+    if spec.include_provenance:
+        pairs = pairs.annotate(judge_p_a=latest_p)
+    fields = [
+        "pk",
+        "final_label",
+        "final_chosen",
+        "question__image_id",
+        "question__subcategory_id",
+        "question__text",
+        "response_a__text",
+        "response_b__text",
+        "response_a__model_name",
+        "response_b__model_name",
+    ]
+    if spec.include_provenance:
+        fields.append("judge_p_a")
+    by_id = {row[0]: row for row in pairs.values_list(*fields)}
+    image_bytes = _image_bytes(sorted({row[3] for row in by_id.values()}))
+    return [_row(plan, by_id[pair_id], image_bytes) for pair_id in pair_ids if pair_id in by_id]
+
+
+def _image_bytes(image_ids: list[int]) -> dict[int, bytes]:
+    # Raw SQL: the ORM would wrap each bytea in a memoryview and copy it once more.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, data FROM annotation_image WHERE id = ANY(%s)", [image_ids])
+        return {image_id: bytes(data) for image_id, data in cursor.fetchall()}
+
+
+def _row(plan: ExportPlan, row: tuple[Any, ...], image_bytes: dict[int, bytes]) -> ExportRow:
+    (pair_id, label, chosen, image_id, subcategory_id, question, text_a, text_b) = row[:8]
+    model_a, model_b = row[8], row[9]
+    p_a = row[10] if len(row) > 10 else None
+    swap = label not in (FinalLabel.TIE, FinalLabel.BOTH_UNSAFE) and chosen == "b"
+    return ExportRow(
+        pair_id=pair_id,
+        final_label=label,
+        question=question,
+        first=text_b if swap else text_a,
+        second=text_a if swap else text_b,
+        first_model=model_b if swap else model_a,
+        second_model=model_a if swap else model_b,
+        judge_p_first=None if p_a is None else (1 - p_a if swap else p_a),
+        image_bytes=image_bytes[image_id],
+        image_name=plan.image_names[image_id],
+        class_keys=plan.class_keys.get(subcategory_id, NO_CLASS),
+    )

@@ -1,0 +1,13 @@
+"""Celery tasks of the annotation app: thin wrappers that take ids and call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from annotation.services.export import run_export_job
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_export(job_id: int) -> None:
+    """Run (or resume) an export job; safe to deliver twice: finished shards are skipped."""
+    run_export_job(job_id=job_id)
