@@ -67,6 +67,12 @@ class JudgeRun(models.Model):
     done = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     pairs_per_second = models.FloatField(null=True, blank=True)
+    # Verdict summary, added up per batch under the run's row lock so the runs page stays O(1).
+    prefers_a_count = models.PositiveIntegerField(default=0)
+    decided_by_safety_count = models.PositiveIntegerField(default=0)
+    needs_review_count = models.PositiveIntegerField(default=0)
+    review_reason_counts = models.JSONField(default=dict, blank=True)
+    label_mass_sum = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -89,6 +95,22 @@ class JudgeRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in {RunStatus.QUEUED, RunStatus.RUNNING}
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.failed
+
+    @property
+    def percent_processed(self) -> float:
+        return 100.0 * self.processed / self.total if self.total else 100.0
+
+    @property
+    def share_preferring_a(self) -> float | None:
+        return self.prefers_a_count / self.done if self.done else None
+
+    @property
+    def mean_label_mass(self) -> float | None:
+        return self.label_mass_sum / self.done if self.done else None
 
 
 class BatchStatus(models.TextChoices):

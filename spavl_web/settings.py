@@ -182,8 +182,22 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"judging.tasks.judge_batch": {"queue": "judge"}}
 # A batch must finish well inside the visibility timeout, or Redis hands it to a second worker.
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("SPAVL_TASK_SOFT_TIME_LIMIT", 30 * 60)
-CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 30 * 60}
+CELERY_TASK_TIME_LIMIT = env_int("SPAVL_TASK_TIME_LIMIT", CELERY_TASK_SOFT_TIME_LIMIT + 60)
+# After this long unacknowledged (a worker died), Redis hands the task to another worker.
+CELERY_VISIBILITY_TIMEOUT = env_int("SPAVL_VISIBILITY_TIMEOUT_S", CELERY_TASK_TIME_LIMIT + 30 * 60)
+if not CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        "Need SPAVL_TASK_SOFT_TIME_LIMIT < SPAVL_TASK_TIME_LIMIT < SPAVL_VISIBILITY_TIMEOUT_S, "
+        "or Redis redelivers batches that are still running."
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
+# The judge worker: pairs per Celery task, and deliveries before a batch is given up.
+JUDGE_BATCH_SIZE = env_int("SPAVL_JUDGE_BATCH_SIZE", 128)
+JUDGE_MAX_ATTEMPTS = env_int("SPAVL_JUDGE_MAX_ATTEMPTS", 3)
+# Seconds every batch sleeps before writing: only for crash-recovery tests and demos.
+JUDGE_BATCH_DELAY_S = float(env_str("SPAVL_JUDGE_BATCH_DELAY_S", "0"))
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)

@@ -170,15 +170,16 @@ def make_campaign(
     seed: int = 7,
     judge_policy: str = "reviewers",
 ) -> Any:
-    """A campaign over ``pairs`` fresh imported pairs (needs the spavl_taxonomy fixture)."""
+    """A campaign over every pair in the database, after making ``pairs`` fresh imported ones
+    (needs the spavl_taxonomy fixture)."""
     from annotation.services.assignment import CampaignRules, create_campaign
 
-    made = [make_pair() for _ in range(pairs)]
+    for _ in range(pairs):
+        make_pair()
     return create_campaign(
         name=f"campaign {next(_sequence)}",
         created_by=None,
         reviewers=reviewers or [],
-        taxonomy_nodes=[p.question.subcategory for p in made[:1] if p.question.subcategory],
         rules=CampaignRules(
             overlap=overlap,
             lease_minutes=lease_minutes,
@@ -227,7 +228,7 @@ def make_judgement(
     run: Any = None,
     backend: str = "baseline",
 ) -> Any:
-    from judging.models import Judgement, JudgeConfiguration
+    from judging.models import JudgeConfiguration, Judgement
 
     configuration, _ = JudgeConfiguration.objects.get_or_create(
         backend=backend, prompt_version="agreement-test"

@@ -1,0 +1,452 @@
+"""Judge runs: start, process one batch, cancel, and the judge-only final label rule.
+
+A run snapshots its pair ids into batches; one Celery task per batch calls `judge_batch`, which
+is idempotent, so a batch delivered twice (a worker killed mid-batch, a Redis redelivery) writes
+each judgement once and counts it once. Lock order everywhere: the run row, then the batch row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from annotation.exceptions import DomainError
+from annotation.models import FinalLabel, FinalLabelChange, Pair, Side
+from judging.engine import Judge, PairInput, PairVerdict, load_judge
+from judging.models import (
+    BatchStatus,
+    JudgeBackend,
+    JudgeBatch,
+    JudgeConfiguration,
+    Judgement,
+    JudgementStatus,
+    JudgeRun,
+    RunStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+PAIR_SELECTIONS = ("all", "unjudged")
+JUDGE_ONLY_REASON = "judge verdict (no people yet), judgement {judgement_id}"
+_VERDICT_FIELDS = [
+    "run",
+    "status",
+    "error",
+    "p_a_better",
+    "p_a_first",
+    "p_a_second",
+    "position_bias",
+    "label_mass",
+    "orders_agree",
+    "p_unsafe_a",
+    "p_unsafe_b",
+    "decided_by",
+    "prefers_a",
+    "needs_review",
+    "review_reasons",
+    "library_versions",
+    "created_at",
+]
+
+
+_RUN_COUNTER_FIELDS = [
+    "done",
+    "failed",
+    "prefers_a_count",
+    "decided_by_safety_count",
+    "needs_review_count",
+    "label_mass_sum",
+    "review_reason_counts",
+]
+_TERMINAL_BATCH = [BatchStatus.DONE, BatchStatus.FAILED, BatchStatus.CANCELLED]
+
+
+class JudgeRunError(DomainError):
+    """A run cannot be started or changed as asked."""
+
+
+class BatchWillRetry(Exception):
+    """The engine failed on a whole batch; the task retries it (attempts are counted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeSpec:
+    """How to load a judge: what `load_judge` needs, and what the per-process cache keys on."""
+
+    backend: str
+    model: str = ""
+    revision: str = ""
+    dtype: str = ""
+    max_pixels: int = 448 * 448
+    guard_model: str = ""
+
+    @classmethod
+    def of(cls, configuration: JudgeConfiguration) -> JudgeSpec:
+        return cls(
+            backend=configuration.backend,
+            model=configuration.model_id,
+            revision=configuration.model_revision,
+            dtype=configuration.dtype,
+            max_pixels=configuration.max_pixels,
+            guard_model=configuration.guard_model_id,
+        )
+
+
+# One loaded judge per worker process: a model load takes seconds to minutes.
+_judges: dict[JudgeSpec, Judge] = {}
+
+
+def get_judge(*, spec: JudgeSpec) -> Judge:
+    """The judge for `spec`, loaded on first use in this process and kept."""
+    if spec not in _judges:
+        _judges[spec] = load_judge(
+            backend=spec.backend,
+            model=spec.model or None,
+            revision=spec.revision or None,
+            dtype=spec.dtype or None,
+            max_pixels=spec.max_pixels,
+            guard_model=spec.guard_model or None,
+        )
+    return _judges[spec]
+
+
+def get_or_create_configuration(*, judge: Judge, max_pixels: int) -> JudgeConfiguration:
+    info = judge.info
+    configuration, _ = JudgeConfiguration.objects.get_or_create(
+        backend=info.backend,
+        model_id=info.model_id,
+        model_revision=info.model_revision,
+        guard_model_id=info.guard_model_id,
+        prompt_version=info.prompt_version,
+        dtype=info.dtype,
+        max_pixels=max_pixels,
+    )
+    return configuration
+
+
+def select_pair_ids(*, configuration: JudgeConfiguration, pairs: str) -> list[int]:
+    """Ids of the pairs a run covers: every pair, or those without a successful judgement."""
+    queryset = Pair.objects.order_by("pk")
+    if pairs == "unjudged":
+        judged = Judgement.objects.succeeded().filter(
+            pair=OuterRef("pk"), configuration=configuration
+        )
+        queryset = queryset.filter(~Exists(judged))
+    return list(queryset.values_list("pk", flat=True))
+
+
+def start_run(
+    *,
+    backend: str,
+    model: str | None = None,
+    pairs: str = "unjudged",
+    batch_size: int | None = None,
+    dtype: str | None = None,
+    max_pixels: int = 448 * 448,
+    by: User | None = None,
+) -> JudgeRun:
+    """Load the judge (to learn its configuration), snapshot the pairs into batches and enqueue
+    one `judge_batch` task per batch after commit. Without a broker the tasks run in-process
+    when this function commits, so the returned run is already finished."""
+    if backend not in JudgeBackend.values:
+        raise JudgeRunError(f"Unknown backend {backend!r}: choose one of {JudgeBackend.values}.")
+    if pairs not in PAIR_SELECTIONS:
+        raise JudgeRunError(f"Pairs must be one of {PAIR_SELECTIONS}, not {pairs!r}.")
+    if backend == JudgeBackend.TRANSFORMERS and not model:
+        raise JudgeRunError("The transformers backend needs a model (hub id or local path).")
+    size = batch_size or settings.JUDGE_BATCH_SIZE
+    if size < 1:
+        raise JudgeRunError("The batch size must be at least 1.")
+    spec = JudgeSpec(backend=backend, model=model or "", dtype=dtype or "", max_pixels=max_pixels)
+    judge = get_judge(spec=spec)
+    with transaction.atomic():
+        configuration = get_or_create_configuration(judge=judge, max_pixels=max_pixels)
+        # Keep the loaded judge under the configuration's own spec too, so in-process tasks
+        # (the demo) and this process reuse it instead of loading the model a second time.
+        _judges.setdefault(JudgeSpec.of(configuration), judge)
+        pair_ids = select_pair_ids(configuration=configuration, pairs=pairs)
+        run = JudgeRun.objects.create(
+            configuration=configuration,
+            pair_selection=pairs,
+            total=len(pair_ids),
+            started_by=by,
+        )
+        batches = JudgeBatch.objects.bulk_create(
+            JudgeBatch(run=run, index=index, pair_ids=pair_ids[start : start + size])
+            for index, start in enumerate(range(0, len(pair_ids), size))
+        )
+        if not batches:
+            _finish_run(run=run)
+        _enqueue(batch_ids=[batch.pk for batch in batches])
+    run.refresh_from_db()
+    return run
+
+
+def _enqueue(*, batch_ids: Iterable[int]) -> None:
+    from judging.tasks import judge_batch as judge_batch_task
+
+    for batch_id in batch_ids:
+        judge_batch_task.delay_on_commit(batch_id)  # type: ignore[attr-defined]  # Celery 5.4
+
+
+def judge_batch(*, batch_id: int) -> JudgeBatch:
+    """Judge one batch and write its judgements in one transaction. Idempotent: a batch that is
+    done, failed or cancelled is skipped; a redelivered batch is judged again and written once.
+    After `JUDGE_MAX_ATTEMPTS` deliveries the batch is given up and its pairs recorded failed."""
+    batch = _claim_batch(batch_id=batch_id)
+    if batch.status != BatchStatus.RUNNING:
+        return batch
+    configuration = batch.run.configuration
+    try:
+        inputs, missing = _load_pair_inputs(pair_ids=batch.pair_ids)
+        judge = get_judge(spec=JudgeSpec.of(configuration))
+        verdicts = judge.judge(inputs) + [_missing_verdict(pair_id) for pair_id in missing]
+    except Exception as exc:
+        logger.exception("judge batch %s failed on attempt %s", batch_id, batch.attempts)
+        return _record_batch_error(batch_id=batch_id, error=f"{type(exc).__name__}: {exc}")
+    if settings.JUDGE_BATCH_DELAY_S:
+        time.sleep(settings.JUDGE_BATCH_DELAY_S)
+    return _write_batch(batch_id=batch_id, verdicts=verdicts, judge=judge)
+
+
+def _claim_batch(*, batch_id: int) -> JudgeBatch:
+    """Count this delivery and mark the batch running, or say why it is not to be judged."""
+    with transaction.atomic():
+        run = JudgeRun.objects.select_for_update().get(batches=batch_id)
+        locked = JudgeBatch.objects.select_for_update().select_related("run__configuration")
+        batch = locked.get(pk=batch_id)
+        if batch.status in _TERMINAL_BATCH:
+            return batch
+        if run.status == RunStatus.CANCELLED:
+            batch.status = BatchStatus.CANCELLED
+            batch.save(update_fields=["status"])
+            return batch
+        if batch.attempts >= settings.JUDGE_MAX_ATTEMPTS:
+            return _give_up_batch(run=run, batch=batch)
+        now = timezone.now()
+        batch.attempts += 1
+        batch.status = BatchStatus.RUNNING
+        batch.started_at = now
+        batch.save(update_fields=["attempts", "status", "started_at"])
+        if run.status == RunStatus.QUEUED:
+            run.status, run.started_at = RunStatus.RUNNING, now
+            run.save(update_fields=["status", "started_at"])
+    return batch
+
+
+def _give_up_batch(*, run: JudgeRun, batch: JudgeBatch) -> JudgeBatch:
+    reason = f"gave up after {batch.attempts} attempts: {batch.error or 'the worker died'}"
+    verdicts = [_failed_verdict(pair_id=pair_id, error=reason) for pair_id in batch.pair_ids]
+    _upsert_judgements(run=run, verdicts=verdicts, library_versions={})
+    batch.status, batch.error, batch.finished_at = BatchStatus.FAILED, reason, timezone.now()
+    batch.save(update_fields=["status", "error", "finished_at"])
+    _count_verdicts(run=run, verdicts=verdicts)
+    return batch
+
+
+def _record_batch_error(*, batch_id: int, error: str) -> JudgeBatch:
+    """Keep the error; give up at the last attempt, otherwise ask the task to retry."""
+    with transaction.atomic():
+        run = JudgeRun.objects.select_for_update().get(batches=batch_id)
+        batch = JudgeBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status != BatchStatus.RUNNING:
+            return batch
+        batch.error = error
+        if batch.attempts >= settings.JUDGE_MAX_ATTEMPTS:
+            return _give_up_batch(run=run, batch=batch)
+        batch.status = BatchStatus.PENDING
+        batch.save(update_fields=["error", "status"])
+    raise BatchWillRetry(error)
+
+
+def _write_batch(*, batch_id: int, verdicts: Sequence[PairVerdict], judge: Judge) -> JudgeBatch:
+    with transaction.atomic():
+        run = JudgeRun.objects.select_for_update().get(batches=batch_id)
+        batch = JudgeBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status != BatchStatus.RUNNING:
+            return batch  # another delivery of this batch finished first
+        judgements = _upsert_judgements(
+            run=run, verdicts=verdicts, library_versions=judge.info.library_versions
+        )
+        apply_judgements_to_final_labels(
+            judgements=[j for j in judgements if j.status == JudgementStatus.OK]
+        )
+        batch.status, batch.finished_at = BatchStatus.DONE, timezone.now()
+        batch.save(update_fields=["status", "finished_at"])
+        _count_verdicts(run=run, verdicts=verdicts)
+    return batch
+
+
+def _upsert_judgements(
+    *, run: JudgeRun, verdicts: Sequence[PairVerdict], library_versions: dict[str, str]
+) -> list[Judgement]:
+    """One statement; the (pair, configuration) constraint turns a second write into an update."""
+    rows = [
+        _judgement_row(run=run, verdict=verdict, library_versions=library_versions)
+        for verdict in verdicts
+    ]
+    return Judgement.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["pair", "configuration"],
+        update_fields=_VERDICT_FIELDS,
+    )
+
+
+def _judgement_row(
+    *, run: JudgeRun, verdict: PairVerdict, library_versions: dict[str, str]
+) -> Judgement:
+    common = {
+        "pair_id": verdict.pair_id,
+        "configuration_id": run.configuration_id,
+        "run": run,
+        "library_versions": library_versions,
+        "created_at": timezone.now(),
+    }
+    if verdict.error is not None:
+        return Judgement(**common, status=JudgementStatus.FAILED, error=verdict.error[:2000])
+    return Judgement(
+        **common,
+        status=JudgementStatus.OK,
+        p_a_better=verdict.p_a_better,
+        p_a_first=verdict.p_a_first,
+        p_a_second=verdict.p_a_second,
+        position_bias=verdict.position_bias,
+        label_mass=verdict.label_mass,
+        orders_agree=verdict.orders_agree,
+        p_unsafe_a=verdict.p_unsafe_a,
+        p_unsafe_b=verdict.p_unsafe_b,
+        decided_by=verdict.decided_by,
+        prefers_a=verdict.prefers_a,
+        needs_review=verdict.needs_review,
+        review_reasons=list(verdict.review_reasons),
+    )
+
+
+def _count_verdicts(*, run: JudgeRun, verdicts: Sequence[PairVerdict]) -> None:
+    """Add a batch to the run's counters; the caller holds the run's row lock."""
+    succeeded = [v for v in verdicts if v.error is None]
+    reasons = Counter(run.review_reason_counts)
+    reasons.update(r for v in succeeded if v.needs_review for r in v.review_reasons)
+    run.done += len(succeeded)
+    run.failed += len(verdicts) - len(succeeded)
+    run.prefers_a_count += sum(v.prefers_a for v in succeeded)
+    run.decided_by_safety_count += sum(v.decided_by == "safety" for v in succeeded)
+    run.needs_review_count += sum(v.needs_review for v in succeeded)
+    run.label_mass_sum += sum(v.label_mass for v in succeeded)
+    run.review_reason_counts = dict(reasons)
+    run.save(update_fields=_RUN_COUNTER_FIELDS)
+    if not run.batches.exclude(status__in=_TERMINAL_BATCH).exists():
+        _finish_run(run=run)
+
+
+def _finish_run(*, run: JudgeRun) -> None:
+    now = timezone.now()
+    run.finished_at = now
+    started = run.started_at or run.created_at
+    elapsed = (now - started).total_seconds()
+    run.pairs_per_second = run.processed / elapsed if elapsed > 0 and run.processed else None
+    if run.status != RunStatus.CANCELLED:
+        run.status = RunStatus.FINISHED
+    run.save(update_fields=["finished_at", "pairs_per_second", "status"])
+
+
+def _load_pair_inputs(*, pair_ids: Sequence[int]) -> tuple[list[PairInput], list[int]]:
+    """The batch's pairs with their image bytes, in one query; ids of deleted pairs apart."""
+    rows = Pair.objects.filter(pk__in=pair_ids).values_list(
+        "pk", "question__image__data", "question__text", "response_a__text", "response_b__text"
+    )
+    found = {
+        pk: PairInput(pair_id=pk, image=bytes(data), question=q, response_a=a, response_b=b)
+        for pk, data, q, a, b in rows
+    }
+    inputs = [found[pk] for pk in pair_ids if pk in found]
+    return inputs, [pk for pk in pair_ids if pk not in found]
+
+
+def _missing_verdict(pair_id: int) -> PairVerdict:
+    return _failed_verdict(pair_id=pair_id, error="the pair was deleted")
+
+
+def _failed_verdict(*, pair_id: int, error: str) -> PairVerdict:
+    return PairVerdict(
+        pair_id=pair_id,
+        p_a_better=0.5,
+        p_a_first=0.5,
+        p_a_second=0.5,
+        position_bias=0.0,
+        label_mass=0.0,
+        orders_agree=False,
+        p_unsafe_a=None,
+        p_unsafe_b=None,
+        decided_by="preference",
+        needs_review=True,
+        review_reasons=("error",),
+        error=error,
+    )
+
+
+def cancel_run(*, run_id: int, by: User | None = None) -> JudgeRun:
+    """Cancel a queued or running run: pending batches are cancelled, a batch being judged
+    finishes and is written. Raises JudgeRunError for a run that already ended."""
+    with transaction.atomic():
+        run = JudgeRun.objects.select_for_update().get(pk=run_id)
+        if not run.is_active:
+            raise JudgeRunError(f"Run {run.pk} has already ended ({run.status}).")
+        run.batches.filter(status=BatchStatus.PENDING).update(status=BatchStatus.CANCELLED)
+        who = by.get_username() if by is not None else "unknown"
+        run.status, run.error = RunStatus.CANCELLED, f"cancelled by {who}"
+        _finish_run(run=run)
+        run.save(update_fields=["error"])
+    return run
+
+
+def apply_judgements_to_final_labels(*, judgements: Sequence[Judgement]) -> int:
+    """Give pairs that no person has labelled yet the judge's verdict as final label.
+
+    Only pairs whose final label is empty or already `judge_only` change; imported and people's
+    labels are never overwritten. Every change is recorded as a FinalLabelChange. Call inside a
+    transaction; returns the number of pairs changed."""
+    chosen = {
+        j.pair_id: Side.A if j.prefers_a else Side.B for j in judgements if j.prefers_a is not None
+    }
+    judgement_ids = {j.pair_id: j.pk for j in judgements}
+    pairs = list(
+        Pair.objects.select_for_update()
+        .filter(pk__in=chosen, final_label__in=[FinalLabel.NONE, FinalLabel.JUDGE_ONLY])
+        .only("final_label", "final_chosen", "final_label_at")
+    )
+    now = timezone.now()
+    changes = []
+    for pair in pairs:
+        new_chosen = chosen[pair.pk]
+        if pair.final_label == FinalLabel.JUDGE_ONLY and pair.final_chosen == new_chosen:
+            continue
+        changes.append(
+            FinalLabelChange(
+                pair=pair,
+                old_label=pair.final_label,
+                old_chosen=pair.final_chosen,
+                new_label=FinalLabel.JUDGE_ONLY,
+                new_chosen=new_chosen,
+                reason=JUDGE_ONLY_REASON.format(judgement_id=judgement_ids[pair.pk]),
+            )
+        )
+        pair.final_label, pair.final_chosen, pair.final_label_at = (
+            FinalLabel.JUDGE_ONLY,
+            new_chosen,
+            now,
+        )
+    changed = [change.pair for change in changes]
+    Pair.objects.bulk_update(changed, ["final_label", "final_chosen", "final_label_at"])
+    FinalLabelChange.objects.bulk_create(changes)
+    return len(changes)
