@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from http.cookiejar import CookieJar
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     var_dir = tmp_path_factory.mktemp("demo-var")
     env = embedded_env(var_dir)
     setup = subprocess.run(
