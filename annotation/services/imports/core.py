@@ -39,6 +39,7 @@ from annotation.services.images import inspect_image
 from annotation.services.imports.rows import BadRow, ImportRow
 
 CHUNK_SIZE = 500
+IMAGE_INSERT_BATCH = 50
 BATCH_ERRORS_KEPT = 100
 ImageMeta = tuple[str, int, int, int]  # format, width, height, dhash
 Progress = Callable[[int], None]
@@ -190,7 +191,8 @@ def _create_images(rows: list[ImportRow], *, writer: ChunkWriter) -> dict[str, i
             source_name=row.image_name[:500],
             is_placeholder=row.image_is_placeholder,
         )
-    Image.objects.bulk_create(pending.values())
+    # Small insert batches: each image is ~100 KB and a 500-row INSERT would hold 50+ MB.
+    Image.objects.bulk_create(pending.values(), batch_size=IMAGE_INSERT_BATCH)
     return {sha: image.pk for sha, image in pending.items()}
 
 
