@@ -19,3 +19,11 @@ class ImportFileError(DomainError):
 
 class RowRejected(DomainError):
     """One row is bad: it is skipped and reported, the others are imported."""
+
+
+class ReviewError(DomainError):
+    """A review action that the assignment's state does not allow."""
+
+
+class LeaseExpired(ReviewError):
+    """The lease ran out and another reviewer may hold the pair now."""

@@ -28,3 +28,12 @@ def other_reviewer(db: Any) -> User:
 @pytest.fixture
 def staff_admin(db: Any) -> User:
     return User.objects.create_superuser("ada", password="ada-password-1")
+
+
+@pytest.fixture
+def adjudicator(db: Any) -> User:
+    from django.contrib.auth.models import Group
+
+    user = User.objects.create_user("adele", password="adele-password-1")
+    user.groups.add(Group.objects.get(name="adjudicator"))
+    return user

@@ -1,0 +1,394 @@
+"""Review campaigns, leases on pairs, people's reviews, adjudication, reviewer settings.
+
+A campaign selects pairs (``CampaignPair``); a reviewer claims one through an ``Assignment``
+(a lease that expires); a ``Review`` holds the blind verdict given before the judge's verdict
+was revealed and the final verdict given after, both on the pair's own sides (a/b), never on
+screen sides (left/right), which differ per assignment.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.models.dataset import Pair, TaxonomyLevel, TaxonomyNode
+
+__all__ = [
+    "Adjudication",
+    "AdjudicationQuerySet",
+    "AdjudicationStatus",
+    "Assignment",
+    "AssignmentQuerySet",
+    "AssignmentStatus",
+    "Campaign",
+    "CampaignPair",
+    "JudgePolicy",
+    "Review",
+    "ReviewerSettings",
+    "ScreenSide",
+    "ScreenVerdict",
+    "Verdict",
+]
+
+
+class Verdict(models.TextChoices):
+    """A verdict on the pair's own sides."""
+
+    A = "a", "response A better"
+    B = "b", "response B better"
+    TIE = "tie", "tie (both acceptable)"
+    BOTH_UNSAFE = "both_unsafe", "both unsafe"
+    CANNOT_JUDGE = "cannot_judge", "cannot judge"
+
+
+class ScreenVerdict(models.TextChoices):
+    """A verdict as the reviewer sees the screen; mapped to ``Verdict`` by the assignment."""
+
+    LEFT = "left", "left better"
+    RIGHT = "right", "right better"
+    TIE = "tie", "tie (both acceptable)"
+    BOTH_UNSAFE = "both_unsafe", "both unsafe"
+    CANNOT_JUDGE = "cannot_judge", "cannot judge"
+
+
+class ScreenSide(models.TextChoices):
+    A = "a", "A on the left"
+    B = "b", "B on the left"
+
+
+class JudgePolicy(models.TextChoices):
+    REVIEWERS_ONLY = "reviewers", "adjudicate when reviewers disagree with each other"
+    WITH_JUDGE = "with_judge", "also adjudicate when reviewers overrule the judge"
+
+
+class Campaign(models.Model):
+    """A selection of pairs to review and the rules for handing them out."""
+
+    name = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    is_active = models.BooleanField(default=True)
+    reviewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="review_campaigns"
+    )
+    # The selection, kept to show how the campaign was made; the pairs are CampaignPair rows.
+    judge_run = models.ForeignKey(
+        "judging.JudgeRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    taxonomy_nodes = models.ManyToManyField(
+        TaxonomyNode, blank=True, related_name="+", help_text="Any level; empty: all."
+    )
+    question_types = models.JSONField(default=list, blank=True, help_text="Empty: all.")
+    flagged_only = models.BooleanField(default=False, help_text="Only pairs the judge flagged.")
+    # The rules.
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="Reviews needed per pair.")
+    lease_minutes = models.PositiveSmallIntegerField(default=10)
+    control_share = models.FloatField(default=0.15)
+    gold_rate = models.FloatField(default=0.0)
+    judge_policy = models.CharField(
+        max_length=16, choices=JudgePolicy.choices, default=JudgePolicy.REVIEWERS_ONLY
+    )
+    seed = models.BigIntegerField(help_text="Seed of the control-slice draw.")
+    break_after_reviews = models.PositiveSmallIntegerField(default=40)
+    break_after_minutes = models.PositiveSmallIntegerField(default=45)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="campaign_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(lease_minutes__gte=1), name="campaign_lease_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(control_share__gte=0, control_share__lte=1),
+                name="campaign_control_share_is_a_share",
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0, gold_rate__lte=1),
+                name="campaign_gold_rate_is_a_share",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(minutes=self.lease_minutes)
+
+
+class CampaignPair(models.Model):
+    """A pair in a campaign. ``slots_left`` counts down with live leases and submitted reviews,
+    so the claim query reads one indexed row instead of counting assignments."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pairs")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="campaign_pairs")
+    priority = models.SmallIntegerField(default=0, help_text="Higher first; judge-flagged: 1.")
+    rank = models.PositiveIntegerField(help_text="Seeded random order; breaks ties uniformly.")
+    in_control_slice = models.BooleanField(default=False)
+    slots_left = models.PositiveSmallIntegerField()
+    is_gold = models.BooleanField(default=False)
+    gold_verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "pair"], name="campaign_pair_unique"),
+            models.CheckConstraint(
+                condition=Q(is_gold=False, gold_verdict="")
+                | Q(is_gold=True, gold_verdict__in=list(Verdict.values)),
+                name="campaign_pair_gold_has_verdict",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                "campaign",
+                "in_control_slice",
+                models.F("priority").desc(),
+                "slots_left",
+                "rank",
+                condition=Q(slots_left__gt=0, is_gold=False),
+                name="campaign_pair_open_queue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} · pair {self.pair_id}"
+
+
+class AssignmentStatus(models.TextChoices):
+    LIVE = "live", "live lease"
+    SUBMITTED = "submitted", "submitted"
+    SKIPPED = "skipped", "skipped"
+    EXPIRED = "expired", "expired"
+
+
+class AssignmentQuerySet(models.QuerySet["Assignment"]):
+    def live(self, *, now: datetime | None = None) -> AssignmentQuerySet:
+        return self.filter(status=AssignmentStatus.LIVE, expires_at__gt=now or timezone.now())
+
+    def stale(self, *, now: datetime | None = None) -> AssignmentQuerySet:
+        return self.filter(status=AssignmentStatus.LIVE, expires_at__lte=now or timezone.now())
+
+    def for_review_page(self) -> AssignmentQuerySet:
+        return self.select_related(
+            "campaign_pair__campaign",
+            "campaign_pair__pair__question__subcategory__parent__parent",
+            "campaign_pair__pair__response_a",
+            "campaign_pair__pair__response_b",
+        ).defer("campaign_pair__pair__question__image__data")
+
+
+class Assignment(models.Model):
+    """A reviewer's lease on a campaign pair, with the screen side drawn for them."""
+
+    campaign_pair = models.ForeignKey(
+        CampaignPair, on_delete=models.CASCADE, related_name="assignments"
+    )
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    left_side = models.CharField(max_length=1, choices=ScreenSide.choices)
+    status = models.CharField(
+        max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.LIVE
+    )
+    from_control_slice = models.BooleanField(default=False)
+    is_gold = models.BooleanField(default=False)
+    claimed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["claimed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign_pair", "reviewer"], name="assignment_once_per_reviewer"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=AssignmentStatus.values), name="assignment_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(left_side__in=ScreenSide.values), name="assignment_side_valid"
+            ),
+        ]
+        indexes = [
+            # The two hot lookups: a reviewer's live lease, and stale leases to return.
+            models.Index(
+                fields=["reviewer", "campaign", "expires_at"],
+                condition=Q(status="live"),
+                name="assignment_live_by_reviewer",
+            ),
+            models.Index(
+                fields=["campaign", "expires_at"],
+                condition=Q(status="live"),
+                name="assignment_live_by_expiry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
+
+    def to_pair_side(self, verdict: str) -> str:
+        """Map a screen verdict (left/right/...) to a pair verdict (a/b/...)."""
+        right_side = Verdict.B if self.left_side == ScreenSide.A else Verdict.A
+        return {ScreenVerdict.LEFT: self.left_side, ScreenVerdict.RIGHT: right_side}.get(
+            ScreenVerdict(verdict), verdict
+        )
+
+    def to_screen_side(self, verdict: str) -> str:
+        """Map a pair verdict (a/b/...) to what the reviewer saw (left/right/...)."""
+        if verdict not in (Verdict.A, Verdict.B):
+            return verdict
+        return ScreenVerdict.LEFT if verdict == self.left_side else ScreenVerdict.RIGHT
+
+    def is_live(self, *, now: datetime | None = None) -> bool:
+        return self.status == AssignmentStatus.LIVE and self.expires_at > (now or timezone.now())
+
+
+class Review(models.Model):
+    """One person's review of one pair, blind first, then after the judge's verdict."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="review")
+    campaign_pair = models.ForeignKey(
+        CampaignPair, on_delete=models.CASCADE, related_name="reviews"
+    )
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews"
+    )
+    blind_verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    final_verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    revealed_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    changed_after_reveal = models.BooleanField(default=False)
+    from_control_slice = models.BooleanField(default=False)
+    is_gold = models.BooleanField(default=False)
+    active_seconds = models.PositiveIntegerField(default=0)
+    taxonomy_correction = models.ForeignKey(
+        TaxonomyNode,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        limit_choices_to={"level": TaxonomyLevel.SUBCATEGORY},
+    )
+    taxonomy_version = models.PositiveIntegerField(default=0)
+    flag_image_irrelevant = models.BooleanField(default=False)
+    flag_question_malformed = models.BooleanField(default=False)
+    flag_response_truncated = models.BooleanField(default=False)
+    flag_other = models.BooleanField(default=False)
+    note = models.TextField(blank=True, max_length=2000)
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign_pair", "reviewer"], name="review_once_per_reviewer"
+            ),
+            models.CheckConstraint(
+                condition=Q(blind_verdict__in=Verdict.values), name="review_blind_verdict_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(final_verdict="", submitted_at__isnull=True)
+                | Q(final_verdict__in=Verdict.values, submitted_at__isnull=False),
+                name="review_submitted_has_final_verdict",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"review of pair {self.pair_id} by {self.reviewer_id}"
+
+    @property
+    def is_flagged(self) -> bool:
+        return (
+            self.flag_image_irrelevant
+            or self.flag_question_malformed
+            or self.flag_response_truncated
+            or self.flag_other
+        )
+
+    @property
+    def flags(self) -> list[str]:
+        names = {
+            "flag_image_irrelevant": "image irrelevant",
+            "flag_question_malformed": "question malformed",
+            "flag_response_truncated": "response truncated",
+            "flag_other": "other",
+        }
+        return [label for field, label in names.items() if getattr(self, field)]
+
+
+class AdjudicationStatus(models.TextChoices):
+    OPEN = "open", "waiting for an adjudicator"
+    DECIDED = "decided", "decided"
+
+
+class AdjudicationQuerySet(models.QuerySet["Adjudication"]):
+    def open(self) -> AdjudicationQuerySet:
+        return self.filter(status=AdjudicationStatus.OPEN)
+
+
+class Adjudication(models.Model):
+    """A pair the rules could not settle, and the adjudicator's decision on it."""
+
+    campaign_pair = models.OneToOneField(
+        CampaignPair, on_delete=models.CASCADE, related_name="adjudication"
+    )
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="adjudications")
+    reason = models.CharField(max_length=300)
+    status = models.CharField(
+        max_length=16, choices=AdjudicationStatus.choices, default=AdjudicationStatus.OPEN
+    )
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    exclude = models.BooleanField(default=False)
+    taxonomy_correction = models.ForeignKey(
+        TaxonomyNode, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True, max_length=2000)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AdjudicationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=AdjudicationStatus.values),
+                name="adjudication_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open") | Q(verdict__in=Verdict.values) | Q(exclude=True),
+                name="adjudication_decided_has_verdict",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(status="open"), name="adjudication_open_queue"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"adjudication of pair {self.pair_id} ({self.status})"
+
+
+class ReviewerSettings(models.Model):
+    reviewer = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_settings"
+    )
+    blur_images = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"settings of {self.reviewer_id}"
