@@ -45,7 +45,7 @@ class ExportDefinition(models.Model):
     description = models.TextField(blank=True)
     final_labels = models.JSONField(
         default=_default_final_labels,
-        help_text="Final-label sources to include, e.g. [\"confirmed\", \"flipped\"] for "
+        help_text='Final-label sources to include, e.g. ["confirmed", "flipped"] for '
         "people-confirmed pairs only.",
     )
     min_judge_confidence = models.FloatField(
@@ -60,7 +60,9 @@ class ExportDefinition(models.Model):
         help_text="Judgements used for the threshold and provenance; empty: any configuration.",
     )
     taxonomy_keys = models.JSONField(
-        default=list, blank=True, help_text="Keys of domains, categories or subcategories; [] = all."
+        default=list,
+        blank=True,
+        help_text="Keys of domains, categories or subcategories; [] = all.",
     )
     question_types = models.JSONField(default=list, blank=True, help_text="[] = all.")
     exclude_flagged = models.BooleanField(

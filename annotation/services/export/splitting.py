@@ -7,8 +7,9 @@ splits. Pure Python, no Django: it works on plain tuples.
    (pigeonhole), so comparing only hashes that share a band finds every near-duplicate without
    comparing all n^2 pairs.
 2. Each group takes the subcategory most of its pairs have (its stratum). Within a stratum the
-   groups are shuffled with a seeded generator and each goes to the split furthest behind its
-   target share, so every stratum follows the ratios within about one group.
+   groups are shuffled with a seeded generator and each goes to the split with the most room
+   left (its share of the stratum minus what it holds), so every stratum follows the ratios
+   within about one group.
 """
 
 from __future__ import annotations
@@ -105,12 +106,12 @@ def assign_splits(
     for stratum in sorted(strata):
         roots = sorted(strata[stratum])
         random.Random(f"{seed}:{stratum}").shuffle(roots)
-        counts = dict.fromkeys(names, 0)
+        stratum_size = sum(len(groups[root]) for root in roots)
+        room = {name: ratios[name] / total_ratio * stratum_size for name in names}
         for root in roots:
             size = len(groups[root])
-            placed = sum(counts.values()) + size
-            target = max(names, key=lambda name: ratios[name] / total_ratio * placed - counts[name])
-            counts[target] += size
+            target = max(names, key=lambda name: room[name])
+            room[target] -= size
             result[target].extend(pair.pair_id for pair in groups[root])
     return {name: sorted(ids) for name, ids in result.items()}
 

@@ -1,0 +1,169 @@
+"""Export API: start a job, read its status, download its finished files. One view per
+operation, nested input/output serializers (HackSoft style); the work happens in services."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.exceptions import DomainError
+from annotation.models import ExportDefinition, ExportFormat, ExportJob
+from annotation.services.export import start_export_job
+from annotation.services.export.access import (
+    access_export_file,
+    access_export_job,
+    can_run_exports,
+)
+
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+CHUNK_BYTES = 1024 * 1024
+
+
+class CanRunExports(BasePermission):
+    message = "You need the run_export permission."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return can_run_exports(request.user)
+
+
+class FileSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class JobOutputSerializer(serializers.ModelSerializer[ExportJob]):
+    definition = serializers.CharField(source="definition.name", default=None)
+    files = FileSerializer(many=True)
+
+    class Meta:
+        model = ExportJob
+        fields = [
+            "id",
+            "definition",
+            "format",
+            "status",
+            "done",
+            "total",
+            "files",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class ExportCreateApi(APIView):
+    permission_classes = [CanRunExports]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        definition = serializers.SlugRelatedField(
+            slug_field="name", queryset=ExportDefinition.objects.all()
+        )
+        format = serializers.ChoiceField(choices=ExportFormat.choices, required=False)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        id = serializers.IntegerField()
+        status = serializers.CharField()
+
+    @extend_schema(
+        operation_id="exports_create",
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        definition = serializer.validated_data["definition"]
+        export_format = serializer.validated_data.get("format") or definition.formats[0]
+        try:
+            job = start_export_job(
+                definition=definition,
+                export_format=export_format,
+                created_by=request.user,  # type: ignore[arg-type]  # CanRunExports: signed in
+            )
+        except DomainError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(self.OutputSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class ExportDetailApi(APIView):
+    permission_classes = [CanRunExports]
+
+    @extend_schema(operation_id="exports_retrieve", responses={200: JobOutputSerializer})
+    def get(self, request: Request, job_id: int) -> Response:
+        job = access_export_job(user=request.user, job_id=job_id)
+        return Response(JobOutputSerializer(job).data)
+
+
+class ExportFileApi(APIView):
+    """Streams a finished file. A single ``Range: bytes=a-b`` gets a 206 (resumable downloads
+    of multi-GB shards); anything else gets the whole file."""
+
+    permission_classes = [CanRunExports]
+
+    @extend_schema(
+        operation_id="exports_file_retrieve",
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
+            (206, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
+        },
+    )
+    def get(self, request: Request, job_id: int, name: str) -> HttpResponseBase:
+        job = access_export_job(user=request.user, job_id=job_id)
+        path = access_export_file(job=job, name=name)
+        wanted = _byte_range(request.headers.get("Range", ""), path.stat().st_size)
+        if wanted is None:
+            response: HttpResponseBase = FileResponse(
+                path.open("rb"), as_attachment=True, filename=path.name
+            )
+        else:
+            response = _partial(path, *wanted)
+        response["Content-Type"] = "application/octet-stream"
+        response["Accept-Ranges"] = "bytes"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single satisfiable range, or None for the whole file."""
+    match = RANGE.match(header.strip())
+    if match is None or size == 0 or match.groups() == ("", ""):
+        return None
+    first_text, last_text = match.groups()
+    if not first_text:  # "bytes=-N": the last N bytes
+        return max(0, size - int(last_text)), size - 1
+    first = int(first_text)
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    return (first, last) if first <= last else None
+
+
+def _partial(path: Path, first: int, last: int) -> StreamingHttpResponse:
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as handle:
+            handle.seek(first)
+            left = last - first + 1
+            while left > 0:
+                data = handle.read(min(CHUNK_BYTES, left))
+                if not data:
+                    return
+                left -= len(data)
+                yield data
+
+    size = path.stat().st_size
+    response = StreamingHttpResponse(chunks(), status=206)
+    response["Content-Range"] = f"bytes {first}-{last}/{size}"
+    response["Content-Length"] = str(last - first + 1)
+    response["Content-Disposition"] = f'attachment; filename="{path.name}"'
+    return response
