@@ -101,7 +101,8 @@ def _shards(path: Path) -> list[Path]:
 
 def _open(file: Path) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(file)
+        # pre_buffer (the default) keeps every row group read so far: memory grew with the file.
+        return pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowException, OSError) as error:
         raise ImportFileError(f"{file.name} is not a readable parquet file: {error}") from error
 
