@@ -171,6 +171,12 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: without REDIS_URL every task runs in-process (the embedded demo).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Cache (agreement dashboards): Redis when REDIS_URL is set, else per-process memory.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
@@ -190,7 +196,13 @@ if not CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_
         "Need SPAVL_TASK_SOFT_TIME_LIMIT < SPAVL_TASK_TIME_LIMIT < SPAVL_VISIBILITY_TIMEOUT_S, "
         "or Redis redelivers batches that are still running."
     )
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # How often a worker looks for tasks left unacknowledged by a dead worker (kombu's default
+    # scans every 10th sweep of 10 s, so recovery could wait 100 s past the visibility timeout).
+    "unacked_restore_interval": env_int("SPAVL_UNACKED_RESTORE_INTERVAL_S", 60),
+    "unacked_restore_throttle": 1,
+}
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 # The judge worker: pairs per Celery task, and deliveries before a batch is given up.
