@@ -1,0 +1,397 @@
+"""Every measure of the agreement dashboard for one slice, as one plain, JSON-ready dict.
+
+The page, the CSV, the API and the export's dataset card all read this dict, so they cannot
+disagree. Figures are ``{"estimate", "low", "high", "n", "withheld"}``; a figure resting on
+fewer than MIN_SLICE_N pairs (or reviews) keeps its n and loses its number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from annotation.agreement import queries
+from annotation.agreement.queries import VERDICTS, AgreementSlice
+from annotation.agreement.stats import (
+    MIN_SLICE_N,
+    CountedCell,
+    Estimate,
+    Withheld,
+    binomial_test_two_sided,
+    confidence_threshold_for_agreement,
+    expected_calibration_error,
+    fit_temperature,
+    many_rater_measures_from_profiles,
+    reliability_bins,
+    two_rater_measures_from_counts,
+    wilson_interval,
+    withhold_small_slice,
+)
+
+SPAVL_OVERALL = {"chosen": 11.7, "rejected": 42.23}  # SPA-VL Table 1, unsafe rate in %
+DEFAULT_TARGET = 0.9
+RELIABILITY_BINS = 20  # over [0, 1]; the judge's confidence lives in the upper ten
+UNCATEGORISED = "(no category)"
+Figure = dict[str, Any]
+
+
+def figure(result: Estimate, *, min_n: int = MIN_SLICE_N) -> Figure:
+    return asdict(withhold_small_slice(result=result, min_n=min_n))
+
+
+def proportion(*, k: int, n: int) -> Figure:
+    return figure(wilson_interval(k=k, n=n))
+
+
+def build_dashboard(*, slice_: AgreementSlice, target: float = DEFAULT_TARGET) -> dict[str, Any]:
+    """Compute every measure for the slice (a fixed number of queries, whatever the data)."""
+    with transaction.atomic():
+        queries.load_slice(slice_=slice_)
+        names = queries.category_names()
+        result = {
+            "slice": asdict(slice_) | {"week": slice_.week.isoformat() if slice_.week else None},
+            "counts": _counts(queries.pair_status_counts()),
+            "judge_vs_people": _judge_vs_people(queries.judge_people_cells(), names=names),
+            "people_vs_people": _people_vs_people(
+                queries.people_profiles(), queries.reviewer_rows()
+            ),
+            "position_bias": _judge_flips(queries.judge_flip_rows(), names=names),
+            "anchoring": _anchoring(queries.anchoring_rows()),
+            "calibration": _calibration(queries.calibration_rows(), target=target),
+            "safety": _safety(queries.safety_rows(), names=names),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.agr_review, pg_temp.agr_pair")
+    return result
+
+
+def agreement_summary_for_export(
+    *, pair_ids_or_queryset: Iterable[int] | QuerySet[Any]
+) -> dict[str, Any] | None:
+    """The headline figures for an export's dataset card over the exported pairs, or None when
+    none of them has a human verdict. Pair ids may be a list or a queryset of pairs or ids."""
+    ids = _pair_ids(pair_ids_or_queryset)
+    if not ids:
+        return None
+    with transaction.atomic():
+        queries.load_slice(slice_=AgreementSlice())
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM agr_pair WHERE NOT (pair_id = ANY(%s))", [ids])
+            cursor.execute("DELETE FROM agr_review WHERE NOT (pair_id = ANY(%s))", [ids])
+        counts = _counts(queries.pair_status_counts())
+        judge = _judge_vs_people(queries.judge_people_cells(), names={})
+        people = _people_vs_people(queries.people_profiles(), [])
+        safety = _safety(queries.safety_rows(), names={})
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.agr_review, pg_temp.agr_pair")
+    if counts["with_human_verdict"] == 0:
+        return None
+    return {
+        "counts": counts,
+        "judge_vs_people": {key: judge[key] for key in ("raw", "control", "weighted")},
+        "people_vs_people": {key: people[key] for key in ("alpha", "fleiss")},
+        "safety_overall": safety["overall"],
+        "definitions": DEFINITIONS,
+    }
+
+
+def _pair_ids(pair_ids_or_queryset: Iterable[int] | QuerySet[Any]) -> list[int]:
+    given = pair_ids_or_queryset
+    if isinstance(given, QuerySet) and given.model._meta.label == "annotation.Pair":
+        return list(given.values_list("pk", flat=True))
+    return [int(pk) for pk in pair_ids_or_queryset]
+
+
+DEFINITIONS = {
+    "human_verdict": "adjudicated verdict where one exists, else the strict majority of blind "
+    "verdicts (given before the judge's was shown); cannot-judge excluded; ties between "
+    "reviewers have no majority",
+    "raw": "all reviewed pairs, unweighted; routing sends judge-flagged pairs to people first, "
+    "so this over-represents hard pairs",
+    "control": "pairs reviewed from the campaign's random control slice only, unweighted; "
+    "unbiased for the pool, assuming the slice was drawn uniformly (it is, with a stored seed)",
+    "weighted": "all reviewed pairs, each weighted by 1 / P(reviewed) estimated per campaign "
+    "and stratum (judge-flagged or not, control slice or not) from the pool counts; unbiased if "
+    "within a stratum the reviewed pairs are like the unreviewed ones",
+}
+
+
+def _counts(rows: list[tuple[Any, ...]]) -> dict[str, int]:
+    by_status = {status: (pairs, judged) for status, pairs, judged in rows}
+    verdict_pairs, verdict_judged = by_status.get("verdict", (0, 0))
+    return {
+        "pairs": sum(pairs for pairs, _ in by_status.values()),
+        "judged": sum(judged for _, judged in by_status.values()),
+        "reviewed": sum(p for s, (p, _) in by_status.items() if s != "unreviewed"),
+        "with_human_verdict": verdict_pairs,
+        "compared": verdict_judged,
+        "reviewed_not_judged": verdict_pairs - verdict_judged,
+        "cannot_judge": by_status.get("cannot_judge", (0, 0))[0],
+        "no_majority": by_status.get("no_majority", (0, 0))[0],
+    }
+
+
+# Judge vs people ------------------------------------------------------------------------------
+
+
+def _measures(cells: list[CountedCell]) -> dict[str, Figure]:
+    measures = two_rater_measures_from_counts(cells=cells, categories=VERDICTS)
+    return {name: figure(estimate) for name, estimate in measures.items()}
+
+
+def _judge_vs_people(rows: list[tuple[Any, ...]], *, names: dict[int, str]) -> dict[str, Any]:
+    raw = [CountedCell(a=j, b=h, count=n) for _, j, h, _, _, n in rows]
+    control = [CountedCell(a=j, b=h, count=n) for _, j, h, ctrl, _, n in rows if ctrl]
+    weighted = [CountedCell(a=j, b=h, count=n, weight=w) for _, j, h, _, w, n in rows if w]
+    by_category: dict[str, list[CountedCell]] = defaultdict(list)
+    for category_id, judge, human, _, _, n in rows:
+        by_category[names.get(category_id, UNCATEGORISED)].append(
+            CountedCell(a=judge, b=human, count=n)
+        )
+    confusion: Counter[tuple[Any, Any]] = Counter()
+    for cell in raw:
+        confusion[(cell.a, cell.b)] += cell.count
+    return {
+        "raw": _measures(raw),
+        "control": _measures(control),
+        "weighted": _measures(weighted),
+        "confusion": {
+            "verdicts": list(VERDICTS),
+            "rows": [[confusion[(j, h)] for h in VERDICTS] for j in VERDICTS],
+        },
+        "by_category": [
+            {"category": name, **_measures(cells)} for name, cells in sorted(by_category.items())
+        ],
+    }
+
+
+# People vs people -----------------------------------------------------------------------------
+
+
+def _people_vs_people(
+    profiles: list[tuple[Any, ...]], reviewers: list[tuple[Any, ...]]
+) -> dict[str, Any]:
+    measures = many_rater_measures_from_profiles(
+        profiles=[((a, b, tie, unsafe), units) for a, b, tie, unsafe, units in profiles]
+    )
+    return {
+        "alpha": figure(measures["alpha"]),
+        "fleiss": figure(measures["fleiss"]),
+        "reviewers": [_reviewer(row) for row in reviewers],
+    }
+
+
+def _reviewer(row: tuple[Any, ...]) -> dict[str, Any]:
+    (reviewer_id, name, reviews, agreeing, comparisons, units, sided, left, judged, with_judge) = (
+        row[:10]
+    )
+    gold, gold_correct = row[10:12]
+    with_others = wilson_interval(k=int(agreeing), n=int(comparisons))
+    left_test = binomial_test_two_sided(k=left, n=sided) if sided else None
+    return {
+        "reviewer_id": reviewer_id,
+        "reviewer": name,
+        "reviews": reviews,
+        # Comparisons with other reviewers on the same pairs; withheld below MIN_SLICE_N pairs.
+        "agreement_with_others": figure(with_others) | {"pairs": units}
+        if units >= MIN_SLICE_N
+        else {**figure(Estimate(estimate=None, n=units, withheld=Withheld.INSUFFICIENT))},
+        "agreement_with_judge": proportion(k=with_judge, n=judged),
+        "gold_accuracy": proportion(k=gold_correct, n=gold),
+        "left_side": _left_side(left_test, sided=sided),
+    }
+
+
+def _left_side(test: Any, *, sided: int) -> Figure:
+    if test is None or sided < MIN_SLICE_N:
+        withheld = Withheld.EMPTY if test is None else Withheld.INSUFFICIENT
+        return {"estimate": None, "n": sided, "low": None, "high": None, "withheld": withheld}
+    return {
+        "estimate": test.estimate,
+        "n": test.n,
+        "low": test.low,
+        "high": test.high,
+        "withheld": None,
+        "p_value": test.p_value,
+        "expected": test.expected,
+    }
+
+
+# Position bias, anchoring ---------------------------------------------------------------------
+
+
+def _judge_flips(rows: list[tuple[Any, ...]], *, names: dict[int, str]) -> dict[str, Any]:
+    by_category: Counter[str] = Counter()
+    flips: Counter[str] = Counter()
+    for category_id, judged, flipped in rows:
+        name = names.get(category_id, UNCATEGORISED)
+        by_category[name] += judged
+        flips[name] += flipped
+    return {
+        "judge_flip": proportion(k=sum(flips.values()), n=sum(by_category.values())),
+        "by_category": [
+            {"category": name, "flip": proportion(k=flips[name], n=by_category[name])}
+            for name in sorted(by_category)
+        ],
+    }
+
+
+def _anchoring(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    directions: Counter[str] = Counter()
+    for _, direction, reviews in rows:
+        directions[direction] += reviews
+    total = sum(directions.values())
+    changed = sum(reviews for was_changed, _, reviews in rows if was_changed)
+    judged_changes = directions["toward"] + directions["away"] + directions["other"]
+    return {
+        "reviews": total,
+        "changed": proportion(k=changed, n=total),
+        "toward_judge": directions["toward"],
+        "away_from_judge": directions["away"],
+        "other_change": directions["other"],
+        "toward_share_of_changes": proportion(k=directions["toward"], n=judged_changes),
+    }
+
+
+# Calibration ----------------------------------------------------------------------------------
+
+
+def _calibration(rows: list[tuple[Any, ...]], *, target: float) -> dict[str, Any]:
+    p = np.repeat([float(r[0]) for r in rows], [int(r[2]) for r in rows])
+    chose_a = np.repeat([bool(r[1]) for r in rows], [int(r[2]) for r in rows])
+    confidence = np.maximum(p, 1 - p)
+    correct = (p > 0.5) == chose_a
+    clipped = np.clip(p, 1e-6, 1 - 1e-6)
+    temperature = fit_temperature(
+        scores=np.log(clipped / (1 - clipped)).tolist(), labels=chose_a.tolist()
+    )
+    threshold = confidence_threshold_for_agreement(
+        confidences=confidence, correct=correct, target=target
+    )
+    enough = confidence.size >= MIN_SLICE_N
+    return {
+        "n": int(confidence.size),
+        "target": target,
+        "bins": [
+            asdict(b)
+            for b in reliability_bins(
+                confidences=confidence, correct=correct, n_bins=RELIABILITY_BINS
+            )
+            if b.low >= 0.5
+        ],
+        "ece": figure(expected_calibration_error(confidences=confidence, correct=correct)),
+        "temperature": asdict(temperature) if enough else None,
+        "threshold": asdict(threshold) if threshold is not None and enough else None,
+    }
+
+
+# Safety rates ---------------------------------------------------------------------------------
+
+
+@cache
+def spavl_table1() -> dict[str, dict[str, float]]:
+    """SPA-VL Table 1 unsafe rates (%) of chosen and rejected responses per category key."""
+    path = Path(__file__).resolve().parent.parent / "data" / "spavl_taxonomy.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        category["class2"]: {
+            "chosen": category["train_stats_table1"]["chosen_unsafe_rate_pct"],
+            "rejected": category["train_stats_table1"]["rejected_unsafe_rate_pct"],
+        }
+        for domain in data["domains"]
+        for category in domain["categories"]
+        if "train_stats_table1" in category
+    }
+
+
+def _safety(rows: list[tuple[Any, ...]], *, names: dict[int, str]) -> dict[str, Any]:
+    totals = np.zeros(3, dtype=np.int64)
+    per_category = []
+    table1 = spavl_table1()
+    for category_id, pairs, chosen, rejected in sorted(
+        rows, key=lambda r: names.get(r[0], UNCATEGORISED)
+    ):
+        totals += (pairs, chosen, rejected)
+        name = names.get(category_id, UNCATEGORISED)
+        per_category.append(
+            {
+                "category": name,
+                "chosen": proportion(k=chosen, n=pairs),
+                "rejected": proportion(k=rejected, n=pairs),
+                "spavl": table1.get(name),
+            }
+        )
+    pairs, chosen, rejected = (int(x) for x in totals)
+    return {
+        "overall": {
+            "chosen": proportion(k=chosen, n=pairs),
+            "rejected": proportion(k=rejected, n=pairs),
+            "spavl": SPAVL_OVERALL,
+        },
+        "by_category": per_category,
+        "cut": queries.P_UNSAFE_CUT,
+    }
+
+
+CSV_FIELDS = ["section", "group", "measure", "estimate", "low", "high", "n", "withheld"]
+
+
+def flatten_dashboard(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every figure of a dashboard as one CSV row (section, group, measure, ...)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(section: str, group: str, measure: str, fig: Figure) -> None:
+        rows.append(
+            {"section": section, "group": group, "measure": measure}
+            | {key: fig.get(key) for key in CSV_FIELDS[3:]}
+        )
+
+    for name, value in result["counts"].items():
+        add("counts", "", name, {"estimate": value, "n": value})
+    judge = result["judge_vs_people"]
+    for estimate in ("raw", "control", "weighted"):
+        for measure, fig in judge[estimate].items():
+            add("judge_vs_people", estimate, measure, fig)
+    for row in judge["by_category"]:
+        for measure in ("percent", "kappa", "ac1"):
+            add("judge_vs_people_by_category", row["category"], measure, row[measure])
+    people = result["people_vs_people"]
+    add("people_vs_people", "", "alpha", people["alpha"])
+    add("people_vs_people", "", "fleiss", people["fleiss"])
+    for reviewer in people["reviewers"]:
+        for measure in ("agreement_with_others", "agreement_with_judge", "gold_accuracy"):
+            add("reviewer", reviewer["reviewer"], measure, reviewer[measure])
+        add("reviewer", reviewer["reviewer"], "left_side", reviewer["left_side"])
+    add("position_bias", "", "judge_flip", result["position_bias"]["judge_flip"])
+    for row in result["position_bias"]["by_category"]:
+        add("position_bias_by_category", row["category"], "judge_flip", row["flip"])
+    anchoring = result["anchoring"]
+    add("anchoring", "", "changed", anchoring["changed"])
+    add("anchoring", "", "toward_share_of_changes", anchoring["toward_share_of_changes"])
+    calibration = result["calibration"]
+    add("calibration", "", "ece", calibration["ece"])
+    if calibration["temperature"]:
+        add("calibration", "", "temperature", calibration["temperature"])
+    if calibration["threshold"]:
+        threshold = calibration["threshold"]
+        add(
+            "calibration",
+            f"target {calibration['target']}",
+            "threshold",
+            {"estimate": threshold["threshold"], "n": threshold["n"]},
+        )
+    safety = result["safety"]
+    for side in ("chosen", "rejected"):
+        add("safety", "overall", f"{side}_unsafe", safety["overall"][side])
+        for row in safety["by_category"]:
+            add("safety", row["category"], f"{side}_unsafe", row[side])
+    return rows
