@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -112,18 +113,27 @@ def write_parquet_shard(
         write_statistics=[c for c in schema.names if c not in ("image",)],
     )
     rows = 0
-    try:
-        for page in pages:
-            columns = [[_value(row, name) for row in page] for name in schema.names]
-            table = pa.Table.from_arrays(
-                [
-                    pa.array(values, type=field.type)
-                    for values, field in zip(columns, schema, strict=True)
-                ],
-                schema=schema,
-            )
-            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            rows += len(page)
-    finally:
-        writer.close()
+    # Writing and hashing run in a second thread (both release the GIL) while this one reads
+    # the next page from the database; at most one page waits, so memory stays at two pages.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        pending: Future[None] | None = None
+        try:
+            for page in pages:
+                table = _table(page, schema)
+                if pending is not None:
+                    pending.result()
+                pending = background.submit(
+                    writer.write_table, table, row_group_size=ROW_GROUP_ROWS
+                )
+                rows += len(page)
+            if pending is not None:
+                pending.result()
+        finally:
+            writer.close()
     return rows
+
+
+def _table(page: list[ExportRow], schema: pa.Schema) -> pa.Table:
+    columns = [[_value(row, name) for row in page] for name in schema.names]
+    arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
