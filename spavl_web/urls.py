@@ -18,6 +18,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/", include("annotation.urls_api")),
+    path("judging/", include("judging.urls")),
     path("", include("annotation.agreement_urls")),
     path("", include("annotation.urls")),
 ]
