@@ -1,29 +1,328 @@
+"""HTML views: parse, pass the access gate, call one service, render.
+
+htmx requests get a named partial of the same template; without JavaScript every action is a
+plain form POST followed by a redirect, so the basics work anywhere.
+"""
+
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from typing import Any
 
-from annotation.access import access_image
-from annotation.models import ImportBatch, Pair, Question, TaxonomyChange
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from annotation import access
+from annotation.exceptions import DomainError
+from annotation.forms import AdjudicationForm, ReviewerSettingsForm, ReviewForm
+from annotation.models import (
+    Adjudication,
+    Assignment,
+    Campaign,
+    Review,
+    ScreenSide,
+    TaxonomyNode,
+)
+from annotation.services import assignment as assignments
+from annotation.services import final_label
+from annotation.services import review as reviews
+
+REVIEW_TEMPLATE = "annotation/review.html"
 
 
 @require_GET
 def image(request: HttpRequest, image_id: int) -> HttpResponse:
     """Serve an image's original bytes with a Content-Type from its validated format."""
-    picture = access_image(user=request.user, image_id=image_id)
+    picture = access.access_image(user=request.user, image_id=image_id)
     response = HttpResponse(bytes(picture.data), content_type=picture.content_type)
     response["Cache-Control"] = "private, max-age=86400, immutable"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
 
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)  # LoginRequiredMiddleware guarantees a user
+    return request.user
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    """The reviewer's home: today's and overall counts, their campaigns, a break prompt."""
+    user = _user(request)
+    campaigns = (
+        Campaign.objects.filter(reviewers__id=user.pk, is_active=True)
+        .annotate(open_pairs=Count("pairs", filter=Q(pairs__slots_left__gt=0)))
+        .order_by("-created_at")
+    )
+    day = reviews.count_reviews(reviewer=user)
+    campaign_list = list(campaigns)
+    first = campaign_list[0] if campaign_list else None
     context = {
-        "questions": Question.objects.count(),
-        "pairs": Pair.objects.count(),
-        "taxonomy_version": TaxonomyChange.current_version(),
-        "imports": ImportBatch.objects.all()[:5],
+        "campaigns": campaign_list,
+        "day": day,
+        "break_prompt": first is not None and _needs_break(day=day, campaign=first),
+        "open_adjudications": (
+            Adjudication.objects.open().count() if access.is_adjudicator(user) else None
+        ),
+        "settings": reviews.get_reviewer_settings(reviewer=user),
     }
     return render(request, "annotation/home.html", context)
+
+
+def _needs_break(*, day: reviews.ReviewerDay, campaign: Campaign) -> bool:
+    by_count = day.today > 0 and day.today % campaign.break_after_reviews == 0
+    return by_count or day.minutes_today >= campaign.break_after_minutes
+
+
+@require_POST
+def campaign_next(request: HttpRequest, campaign_id: int) -> HttpResponseBase:
+    """Claim (or resume) the reviewer's next pair in a campaign."""
+    campaign = access.access_campaign(user=request.user, campaign_id=campaign_id)
+    lease = assignments.claim_next_pair(campaign=campaign, reviewer=_user(request))
+    return _go_to(request, lease)
+
+
+def _go_to(request: HttpRequest, lease: Assignment | None) -> HttpResponseBase:
+    if lease is None:
+        messages.info(request, "Nothing left to review in this campaign. Thank you!")
+        target = reverse("annotation:home")
+    else:
+        target = reverse("annotation:assignment", args=[lease.pk])
+    if request.htmx:  # type: ignore[attr-defined]
+        response = HttpResponse(status=204)
+        response["HX-Location"] = target
+        return response
+    return redirect(target)
+
+
+def _review_context(
+    request: HttpRequest, lease: Assignment, form: ReviewForm | None = None
+) -> dict[str, Any]:
+    user = _user(request)
+    pair = lease.campaign_pair.pair
+    review = Review.objects.filter(assignment=lease).select_related("taxonomy_correction").first()
+    left, right = (
+        (pair.response_a, pair.response_b)
+        if lease.left_side == ScreenSide.A
+        else (pair.response_b, pair.response_a)
+    )
+    judgement = (
+        final_label.latest_judgement(pair=pair, campaign=lease.campaign_pair.campaign)
+        if review is not None
+        else None
+    )
+    return {
+        "assignment": lease,
+        "campaign": lease.campaign_pair.campaign,
+        "pair": pair,
+        "question": pair.question,
+        "left": left,
+        "right": right,
+        "review": review,
+        "step": "blind" if review is None else ("done" if review.submitted_at else "confirm"),
+        "screen_blind": lease.to_screen_side(review.blind_verdict) if review else "",
+        "screen_final": lease.to_screen_side(review.final_verdict) if review else "",
+        "judge": _judge_view(lease, judgement) if judgement else None,
+        "subcategories": list(TaxonomyNode.objects.active().subcategories().with_paths()),
+        "settings": reviews.get_reviewer_settings(reviewer=user),
+        "undoable": reviews.last_undoable(reviewer=user),
+        "form": form,
+    }
+
+
+def _judge_view(lease: Assignment, judgement: Any) -> dict[str, Any]:
+    """The judge's numbers on the reviewer's screen sides (left/right)."""
+    p_left = judgement.p_a_better if lease.left_side == ScreenSide.A else 1 - judgement.p_a_better
+    unsafe = (judgement.p_unsafe_a, judgement.p_unsafe_b)
+    if lease.left_side == ScreenSide.B:
+        unsafe = unsafe[::-1]
+    return {
+        "prefers": "left" if p_left >= 0.5 else "right",
+        "confidence": max(p_left, 1 - p_left),
+        "p_left": p_left,
+        "unsafe_left": unsafe[0],
+        "unsafe_right": unsafe[1],
+        "orders_agree": judgement.orders_agree,
+        "decided_by": judgement.get_decided_by_display(),
+        "reasons": judgement.review_reasons,
+    }
+
+
+def _render_review(
+    request: HttpRequest, lease: Assignment, form: ReviewForm | None = None, status: int = 200
+) -> HttpResponse:
+    template = f"{REVIEW_TEMPLATE}#review" if request.htmx else REVIEW_TEMPLATE  # type: ignore[attr-defined]
+    response = render(request, template, _review_context(request, lease, form), status=status)
+    if request.htmx:  # type: ignore[attr-defined]
+        response["HX-Push-Url"] = reverse("annotation:assignment", args=[lease.pk])
+    return response
+
+
+@require_GET
+def assignment_page(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    lease = access.access_assignment(user=request.user, assignment_id=assignment_id)
+    return _render_review(request, lease)
+
+
+@require_POST
+def blind_verdict(request: HttpRequest, assignment_id: int) -> HttpResponseBase:
+    """Store the blind verdict; the page then reveals the judge's verdict."""
+    lease = access.access_assignment(user=request.user, assignment_id=assignment_id)
+    form = ReviewForm(request.POST)
+    if not form.is_valid():
+        return _render_review(request, lease, form, status=200 if request.htmx else 422)  # type: ignore[attr-defined]
+    try:
+        reviews.give_blind_verdict(
+            assignment=lease, verdict=form.cleaned_data["verdict"], details=form.details()
+        )
+    except DomainError as error:
+        messages.error(request, str(error))
+    return _after_post(request, lease)
+
+
+def _after_post(request: HttpRequest, lease: Assignment) -> HttpResponseBase:
+    if request.htmx:  # type: ignore[attr-defined]
+        return _render_review(
+            request, access.access_assignment(user=request.user, assignment_id=lease.pk)
+        )
+    return redirect("annotation:assignment", assignment_id=lease.pk)
+
+
+@require_POST
+def submit(request: HttpRequest, assignment_id: int) -> HttpResponseBase:
+    """Confirm or revise the verdict after the reveal, then go to the next pair."""
+    lease = access.access_assignment(user=request.user, assignment_id=assignment_id)
+    form = ReviewForm(request.POST)
+    if not form.is_valid():
+        return _render_review(request, lease, form, status=200 if request.htmx else 422)  # type: ignore[attr-defined]
+    try:
+        reviews.submit_review(
+            assignment=lease, verdict=form.cleaned_data["verdict"], details=form.details()
+        )
+    except DomainError as error:
+        messages.error(request, str(error))
+        return _after_post(request, lease)
+    return _next(request, lease)
+
+
+def _next(request: HttpRequest, lease: Assignment) -> HttpResponseBase:
+    following = assignments.claim_next_pair(
+        campaign=lease.campaign_pair.campaign, reviewer=_user(request)
+    )
+    if following is not None and request.htmx:  # type: ignore[attr-defined]
+        return _render_review(
+            request, access.access_assignment(user=request.user, assignment_id=following.pk)
+        )
+    return _go_to(request, following)
+
+
+@require_POST
+def skip(request: HttpRequest, assignment_id: int) -> HttpResponseBase:
+    lease = access.access_assignment(user=request.user, assignment_id=assignment_id)
+    try:
+        assignments.skip_assignment(assignment=lease)
+    except DomainError as error:
+        messages.error(request, str(error))
+    return _next(request, lease)
+
+
+@require_POST
+def undo(request: HttpRequest, assignment_id: int) -> HttpResponseBase:
+    """Reopen a submitted review (within its lease) at the confirm step."""
+    lease = access.access_assignment(user=request.user, assignment_id=assignment_id)
+    try:
+        reviews.undo_review(assignment=lease)
+    except DomainError as error:
+        messages.error(request, str(error))
+    return _after_post(request, lease)
+
+
+@require_POST
+def heartbeat(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    """Renew the lease while the page is open: 204, or 409 when the pair was lost."""
+    lease = access.access_assignment(user=request.user, assignment_id=assignment_id)
+    try:
+        assignments.renew_lease(assignment=lease)
+    except DomainError as error:
+        return HttpResponse(str(error), status=409, content_type="text/plain")
+    return HttpResponse(status=204)
+
+
+@require_POST
+def prefetch(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    """Lease the next pair while the reviewer reads this one, and let the browser load its
+    image, so "submit and next" shows it at once."""
+    lease = access.access_assignment(user=request.user, assignment_id=assignment_id)
+    following = assignments.claim_next_pair(
+        campaign=lease.campaign_pair.campaign, reviewer=_user(request), after=lease
+    )
+    if following is None:
+        return HttpResponse(status=204)
+    image_id = (
+        Assignment.objects.filter(pk=following.pk)
+        .values_list("campaign_pair__pair__question__image_id", flat=True)
+        .get()
+    )
+    return render(request, f"{REVIEW_TEMPLATE}#prefetch", {"next_image_id": image_id})
+
+
+@require_POST
+def reviewer_settings(request: HttpRequest) -> HttpResponseBase:
+    form = ReviewerSettingsForm(request.POST)
+    form.is_valid()
+    reviews.update_reviewer_settings(
+        reviewer=_user(request), blur_images=form.cleaned_data.get("blur_images", False)
+    )
+    messages.success(request, "Settings saved.")
+    return redirect(request.POST.get("next_url") or "annotation:home")
+
+
+@require_GET
+def adjudication_queue(request: HttpRequest) -> HttpResponse:
+    if not access.is_adjudicator(request.user):
+        return HttpResponse(status=404)
+    queue = Adjudication.objects.open().select_related(
+        "campaign_pair__campaign", "pair__question__subcategory"
+    )[:200]
+    return render(request, "annotation/adjudication_list.html", {"queue": queue})
+
+
+@require_http_methods(["GET", "POST"])
+def adjudication_page(request: HttpRequest, adjudication_id: int) -> HttpResponseBase:
+    """Every reviewer's verdict, note and taxonomy correction, and the form to decide."""
+    adjudication = access.access_adjudication(user=request.user, adjudication_id=adjudication_id)
+    form = AdjudicationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            final_label.decide_adjudication(
+                adjudication=adjudication,
+                verdict=form.cleaned_data["verdict"],
+                exclude=form.cleaned_data["exclude"],
+                taxonomy_correction=form.cleaned_data["taxonomy_correction"],
+                note=form.cleaned_data["note"],
+                by=_user(request),
+            )
+        except DomainError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"Pair {adjudication.pair_id} decided.")
+            return redirect("annotation:adjudication_queue")
+    pair = adjudication.pair
+    context = {
+        "adjudication": adjudication,
+        "pair": pair,
+        "question": pair.question,
+        "reviews": Review.objects.filter(campaign_pair=adjudication.campaign_pair)
+        .select_related("reviewer", "taxonomy_correction__parent__parent")
+        .order_by("submitted_at"),
+        "judgement": final_label.latest_judgement(
+            pair=pair, campaign=adjudication.campaign_pair.campaign
+        ),
+        "subcategories": list(TaxonomyNode.objects.active().subcategories().with_paths()),
+        "form": form,
+    }
+    return render(request, "annotation/adjudication.html", context)

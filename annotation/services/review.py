@@ -78,7 +78,7 @@ def _live(assignment: Assignment, *, now: datetime) -> Assignment:
     is still free (renew_lease raises LeaseExpired otherwise)."""
     locked = (
         Assignment.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("campaign")
+        .select_related("campaign", "reviewer")
         .get(pk=assignment.pk)
     )
     if locked.status not in (AssignmentStatus.LIVE, AssignmentStatus.EXPIRED):
@@ -132,7 +132,12 @@ def submit_review(
     final label is then recomputed (annotation.services.final_label)."""
     now, details = now or timezone.now(), details or ReviewDetails()
     assignment = _live(assignment, now=now)
-    review = Review.objects.select_for_update(no_key=True).filter(assignment=assignment).first()
+    review = (
+        Review.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("pair__question")
+        .filter(assignment=assignment)
+        .first()
+    )
     if review is None:
         raise ReviewError("give a blind verdict first")
     review.final_verdict = assignment.to_pair_side(ScreenVerdict(verdict))
@@ -206,13 +211,14 @@ def count_reviews(*, reviewer: User, now: datetime | None = None) -> ReviewerDay
 
 
 def get_reviewer_settings(*, reviewer: User) -> ReviewerSettings:
-    settings, _ = ReviewerSettings.objects.get_or_create(reviewer=reviewer)
-    return settings
+    """The reviewer's settings; defaults (unsaved) until they change one."""
+    found = ReviewerSettings.objects.filter(reviewer=reviewer).first()
+    return found or ReviewerSettings(reviewer=reviewer)
 
 
 @transaction.atomic
 def update_reviewer_settings(*, reviewer: User, blur_images: bool) -> ReviewerSettings:
-    settings = get_reviewer_settings(reviewer=reviewer)
-    settings.blur_images = blur_images
-    settings.save(update_fields=["blur_images"])
+    settings, _ = ReviewerSettings.objects.update_or_create(
+        reviewer=reviewer, defaults={"blur_images": blur_images}
+    )
     return settings

@@ -1,0 +1,186 @@
+// Review page: keyboard shortcuts, the taxonomy combobox, active-time measurement.
+// Everything here is an enhancement: the page works as plain forms without it.
+(function () {
+  "use strict";
+
+  const IDLE_AFTER_MS = 60 * 1000;
+  const VERDICT_KEYS = { "1": "left", "2": "right", "0": "tie", x: "both_unsafe", c: "cannot_judge" };
+
+  // ---- Active time: counted while the tab is visible and the reviewer did something recently.
+  let activeMs = 0;
+  let lastTick = Date.now();
+  let lastActivity = Date.now();
+
+  function tick() {
+    const now = Date.now();
+    if (document.visibilityState === "visible" && now - lastActivity < IDLE_AFTER_MS) {
+      activeMs += now - lastTick;
+    }
+    lastTick = now;
+    const field = document.querySelector("#review .active-seconds");
+    if (field) field.value = String(Math.round(activeMs / 1000));
+  }
+  ["keydown", "mousemove", "mousedown", "scroll", "touchstart"].forEach(function (name) {
+    document.addEventListener(name, function () { tick(); lastActivity = Date.now(); }, { passive: true });
+  });
+  document.addEventListener("visibilitychange", tick);
+  setInterval(tick, 1000);
+
+  function resetActiveTime() {
+    const review = document.getElementById("review");
+    activeMs = review ? Number(review.dataset.activeSeconds || 0) * 1000 : 0;
+    lastTick = Date.now();
+    lastActivity = Date.now();
+  }
+
+  // ---- Taxonomy combobox: built from the plain <select>, which keeps holding the value.
+  function enhanceTaxonomy(root) {
+    const select = root.querySelector(".taxonomy-select");
+    if (!select || select.dataset.enhanced) return;
+    select.dataset.enhanced = "1";
+    const options = Array.from(select.options).map(function (o) { return { value: o.value, text: o.text }; });
+    const listId = select.id + "-list";
+    const wrap = document.createElement("div");
+    wrap.className = "combobox";
+    const input = document.createElement("input");
+    input.type = "text";
+    input.className = "combobox-input";
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-expanded", "false");
+    input.setAttribute("aria-controls", listId);
+    input.setAttribute("aria-label", "Correct the subcategory: type to filter");
+    input.placeholder = "Type to filter the subcategories…";
+    const list = document.createElement("ul");
+    list.id = listId;
+    list.className = "combobox-list";
+    list.setAttribute("role", "listbox");
+    list.hidden = true;
+    const chosen = document.createElement("p");
+    chosen.className = "combobox-chosen";
+    chosen.setAttribute("aria-live", "polite");
+    wrap.append(input, list, chosen);
+    select.after(wrap);
+    select.hidden = true;
+    let active = -1;
+    let shown = [];
+
+    function describe() {
+      const option = select.options[select.selectedIndex];
+      chosen.textContent = option && option.value ? "Correction: " + option.text : "";
+    }
+    function render() {
+      const needle = input.value.trim().toLowerCase();
+      shown = options.filter(function (o) { return o.value && o.text.toLowerCase().includes(needle); });
+      list.replaceChildren();
+      shown.forEach(function (o, i) {
+        const li = document.createElement("li");
+        li.id = listId + "-" + o.value;
+        li.setAttribute("role", "option");
+        li.textContent = o.text; // text, never HTML
+        li.setAttribute("aria-selected", String(i === active));
+        li.addEventListener("mousedown", function (event) { event.preventDefault(); choose(i); });
+        list.append(li);
+      });
+      if (active >= 0 && shown[active]) {
+        input.setAttribute("aria-activedescendant", listId + "-" + shown[active].value);
+        list.children[active].scrollIntoView({ block: "nearest" });
+      } else {
+        input.removeAttribute("aria-activedescendant");
+      }
+    }
+    function open() { list.hidden = false; input.setAttribute("aria-expanded", "true"); render(); }
+    function close() { list.hidden = true; input.setAttribute("aria-expanded", "false"); active = -1; }
+    function choose(i) {
+      if (!shown[i]) return;
+      select.value = shown[i].value;
+      input.value = "";
+      close();
+      describe();
+    }
+    input.addEventListener("input", function () { active = 0; open(); });
+    input.addEventListener("focus", open);
+    input.addEventListener("blur", close);
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown") { event.preventDefault(); if (list.hidden) open(); active = Math.min(active + 1, shown.length - 1); render(); }
+      else if (event.key === "ArrowUp") { event.preventDefault(); active = Math.max(active - 1, 0); render(); }
+      else if (event.key === "Enter") { event.preventDefault(); event.stopPropagation(); choose(active < 0 ? 0 : active); input.blur(); }
+      else if (event.key === "Escape") { event.preventDefault(); close(); input.blur(); }
+    });
+    describe();
+  }
+
+  // ---- Shortcuts.
+  function typing(target) {
+    return target instanceof HTMLElement &&
+      (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) &&
+        !["radio", "checkbox"].includes(target.type));
+  }
+  function clickIn(selector) {
+    const element = document.querySelector(selector);
+    if (element) { element.click(); return true; }
+    return false;
+  }
+  function submitForm(selector) {
+    const form = document.querySelector(selector);
+    if (!form) return false;
+    tick();
+    form.requestSubmit();
+    return true;
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const dialog = document.getElementById("shortcuts");
+    if (dialog && dialog.open) return; // the dialog handles Esc itself
+    if (typing(event.target)) return;
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    let handled = true;
+    if (key in VERDICT_KEYS) {
+      const radio = document.querySelector('#review-form input[name="verdict"][value="' + VERDICT_KEYS[key] + '"]');
+      if (radio) { radio.checked = true; radio.focus(); } else handled = false;
+    } else if (key === "Enter") {
+      handled = submitForm("#review-form");
+    } else if (key === "t") {
+      const input = document.querySelector("#review .combobox-input");
+      if (input) input.focus(); else handled = false;
+    } else if (key === "f") {
+      const flags = document.querySelector("#review .flags");
+      if (flags) { flags.open = true; const first = flags.querySelector("input"); if (first) first.focus(); } else handled = false;
+    } else if (key === "b") {
+      handled = clickIn("#review .unblur-toggle");
+    } else if (key === "z") {
+      handled = clickIn("#review .zoom-toggle");
+    } else if (key === "s") {
+      handled = submitForm("#review .skip-form");
+    } else if (key === "u") {
+      handled = submitForm("#review .undo-form");
+    } else if (key === "?") {
+      if (dialog) dialog.showModal(); else handled = false;
+    } else {
+      handled = false;
+    }
+    if (handled) event.preventDefault();
+  });
+  document.addEventListener("click", function (event) {
+    const target = event.target instanceof Element ? event.target.closest('[data-action="help"]') : null;
+    const dialog = document.getElementById("shortcuts");
+    if (target && dialog) dialog.showModal();
+  });
+
+  // ---- Each new pair (first load or an htmx swap) starts fresh.
+  let shownKey = "";
+  function init() {
+    const review = document.getElementById("review");
+    if (!review) return;
+    const key = review.dataset.assignment + ":" + review.dataset.step;
+    if (key === shownKey) return;
+    shownKey = key;
+    enhanceTaxonomy(review);
+    resetActiveTime();
+    const focusable = review.querySelector('#review-form input[name="verdict"]:checked') || review;
+    if (focusable === review) review.setAttribute("tabindex", "-1");
+    focusable.focus({ preventScroll: true });
+  }
+  document.addEventListener("DOMContentLoaded", init);
+  document.addEventListener("htmx:afterSettle", init);
+})();
