@@ -351,3 +351,6 @@ class ImportBatchAdmin(admin.ModelAdmin[ImportBatch]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+import annotation.admin_export  # noqa: E402, F401  (registers the export admin)
