@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class JudgeBackend(models.TextChoices):
@@ -111,6 +112,21 @@ class JudgeRun(models.Model):
     @property
     def mean_label_mass(self) -> float | None:
         return self.label_mass_sum / self.done if self.done else None
+
+    @property
+    def throughput(self) -> float | None:
+        """Pairs per second: final once the run ended, so far while it runs."""
+        if self.finished_at is not None or self.started_at is None:
+            return self.pairs_per_second
+        elapsed = (timezone.now() - self.started_at).total_seconds()
+        return self.processed / elapsed if elapsed > 0 and self.processed else None
+
+    def batch_status_counts(self) -> dict[str, int]:
+        rows = self.batches.order_by().values_list("status").annotate(count=models.Count("pk"))
+        return dict(rows)
+
+    def review_reasons_by_count(self) -> list[tuple[str, int]]:
+        return sorted(self.review_reason_counts.items(), key=lambda item: (-item[1], item[0]))
 
 
 class BatchStatus(models.TextChoices):
