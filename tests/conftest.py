@@ -35,5 +35,5 @@ def adjudicator(db: Any) -> User:
     from django.contrib.auth.models import Group
 
     user = User.objects.create_user("adele", password="adele-password-1")
-    user.groups.add(Group.objects.get(name="adjudicator"))
+    user.groups.add(Group.objects.get_or_create(name="adjudicator")[0])
     return user

@@ -168,6 +168,15 @@
   });
 
   // ---- Each new pair (first load or an htmx swap) starts fresh.
+  // An image revealed on the blind step stays revealed after the swap to the confirm step.
+  const unblurred = new Set();
+  document.addEventListener("change", function (event) {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) || !box.classList.contains("unblur-toggle")) return;
+    const id = document.getElementById("review")?.dataset.assignment;
+    if (box.checked) unblurred.add(id); else unblurred.delete(id);
+  });
+
   let shownKey = "";
   function init() {
     const review = document.getElementById("review");
@@ -175,12 +184,16 @@
     const key = review.dataset.assignment + ":" + review.dataset.step;
     if (key === shownKey) return;
     shownKey = key;
+    const box = review.querySelector(".unblur-toggle");
+    if (box && unblurred.has(review.dataset.assignment)) box.checked = true;
     enhanceTaxonomy(review);
     resetActiveTime();
     const focusable = review.querySelector('#review-form input[name="verdict"]:checked') || review;
     if (focusable === review) review.setAttribute("tabindex", "-1");
     focusable.focus({ preventScroll: true });
+    review.dataset.ready = "1";
   }
   document.addEventListener("DOMContentLoaded", init);
+  document.addEventListener("htmx:afterSwap", init);
   document.addEventListener("htmx:afterSettle", init);
 })();
