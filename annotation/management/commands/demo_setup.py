@@ -53,7 +53,7 @@ class Command(BaseCommand):
         call_command("make_demo_data", out=str(out), stdout=self.stdout)
         for fmt, name in [
             ("responses-jsonl", "responses.jsonl"),
-            ("spavl-parquet", "train.parquet"),
+            ("spavl-parquet", "spavl_train.parquet"),
         ]:
             if (out / name).exists():
                 call_command(
