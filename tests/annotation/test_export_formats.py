@@ -264,3 +264,29 @@ def test_it_writes_a_card_and_a_manifest_with_the_sha256_of_every_file(
     job = ExportJob.objects.get()
     assert job.status == ExportStatus.FINISHED
     assert {f["name"] for f in job.files} == names | {"manifest.json"}
+
+
+def test_the_card_carries_the_agreement_figures_of_the_exported_pairs(
+    spavl_taxonomy: None, tmp_path: Path, reviewer: Any
+) -> None:
+    from tests.factories import make_agreement_campaign, make_agreement_review, make_judgement
+
+    pairs = _nine_pairs()
+    campaign = make_agreement_campaign()
+    for pair in pairs:
+        make_judgement(pair=pair, p_a_better=0.9)
+        make_agreement_review(campaign=campaign, pair=pair, reviewer=reviewer, blind="a")
+    out = _export(tmp_path, "spavl-parquet", split_seed=11)
+    card = (out / "README.md").read_text()
+    agreement = json.loads(card.split("## Agreement")[1].split("```json")[1].split("```")[0])
+    assert agreement["counts"]["with_human_verdict"] == 9
+    again = _export(tmp_path / "again", "spavl-parquet", split_seed=11)
+    assert (again / "README.md").read_text() == card
+
+
+def test_the_card_says_when_no_exported_pair_has_a_human_verdict(
+    spavl_taxonomy: None, tmp_path: Path
+) -> None:
+    _nine_pairs()
+    card = (_export(tmp_path, "spavl-parquet") / "README.md").read_text()
+    assert "Not available for this export." in card

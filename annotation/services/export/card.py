@@ -10,6 +10,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from annotation.agreement.dashboard import agreement_summary_for_export
 from annotation.models import ExportFormat
 from annotation.services.export.files import WrittenFile
 from annotation.services.export.plan import ExportPlan
@@ -17,11 +18,11 @@ from annotation.services.export.spec import ExportSpec
 from judging.models import JudgeConfiguration
 
 
-def export_agreement_figures(*, spec: ExportSpec) -> dict[str, Any] | None:
-    """Hook for the agreement dashboard's figures (reviewer-reviewer and reviewer-judge
-    agreement: kappa, alpha, counts...). Returns None until that engineer wires it in; whatever
-    dict it returns is written into the card as JSON, so keep it deterministic."""
-    return None
+def export_agreement_figures(*, plan: ExportPlan) -> dict[str, Any] | None:
+    """The agreement dashboard's headline figures over exactly the exported pairs, or None when
+    none of them has a human verdict. Seeded, so the card stays reproducible."""
+    pair_ids = sorted(pair_id for shard in plan.shards for pair_id in shard.pair_ids)
+    return agreement_summary_for_export(pair_ids_or_queryset=pair_ids)
 
 
 def _judge_configurations(spec: ExportSpec) -> list[str]:
@@ -68,7 +69,7 @@ def _front_matter(plan: ExportPlan, export_format: str) -> list[str]:
 
 
 def render_card(*, spec: ExportSpec, plan: ExportPlan, export_format: str) -> str:
-    agreement = export_agreement_figures(spec=spec)
+    agreement = export_agreement_figures(plan=plan)
     lines = _front_matter(plan, export_format)
     lines += [
         f"# {spec.name}",
