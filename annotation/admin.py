@@ -354,3 +354,4 @@ class ImportBatchAdmin(admin.ModelAdmin[ImportBatch]):
 
 
 import annotation.admin_export  # noqa: E402, F401  (registers the export admin)
+import annotation.admin_review  # noqa: E402, F401  (registers the review admin)
