@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/", include("annotation.urls_api")),
     path("judging/", include("judging.urls")),
+    path("exports/", include("annotation.urls_export")),
     path("", include("annotation.agreement_urls")),
     path("", include("annotation.urls")),
 ]

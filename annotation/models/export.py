@@ -100,6 +100,12 @@ class ExportDefinition(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def format_choices(self) -> list[tuple[str, str]]:
+        """The definition's formats as (value, label), or every format when it names none."""
+        labels = dict(ExportFormat.choices)
+        named = [(value, labels[value]) for value in self.formats if value in labels]
+        return named or list(ExportFormat.choices)
+
 
 class ExportStatus(models.TextChoices):
     QUEUED = "queued", "queued"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db.models import QuerySet
 from django.http import Http404
 
 from annotation.models import ExportJob
@@ -17,6 +18,20 @@ def can_run_exports(user: AbstractBaseUser | AnonymousUser) -> bool:
         user.is_authenticated
         and (getattr(user, "is_staff", False) or user.has_perm(RUN_EXPORT_PERMISSION))  # type: ignore[union-attr,attr-defined]
     )
+
+
+def access_exports(*, user: AbstractBaseUser | AnonymousUser) -> User:
+    """The user if they may see and start exports (staff, or the run_export permission);
+    everyone else gets Http404, as for any page they may not see."""
+    if not isinstance(user, User) or not can_run_exports(user):
+        raise Http404
+    return user
+
+
+def visible_export_jobs(*, user: User) -> QuerySet[ExportJob]:
+    """The jobs a user with export access sees: all for staff, their own otherwise."""
+    jobs = ExportJob.objects.select_related("definition", "created_by")
+    return jobs if user.is_staff else jobs.filter(created_by_id=user.pk)
 
 
 def access_export_job(*, user: AbstractBaseUser | AnonymousUser, job_id: int) -> ExportJob:
