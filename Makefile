@@ -33,6 +33,7 @@ install-test: $(VENV)/.installed-test
 demo: demo-setup serve
 
 demo-setup: install-demo
+	mkdir -p "$(or $(SPAVL_VAR_DIR),var)"
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py demo_setup
 

@@ -39,7 +39,9 @@ def make_pairs(
 ) -> PairSampleResult:
     """Sample up to ``per_question`` pairs per question, never duplicating an existing pair.
 
-    Sampled pairs have origin SAMPLED, no final label, and ``response_a`` < ``response_b`` by id.
+    Sampled pairs have origin SAMPLED and no final label. Which response is A is drawn by the
+    same seeded generator: import order often follows the source model, and a fixed A/B order
+    would hand every position effect of a judge or reviewer a systematic direction.
     """
     questions = Question.objects.order_by("pk")
     if question_type:
@@ -81,7 +83,8 @@ def _sample_chunk(question_ids: list[int], seed: int, per_question: int) -> int:
         if wanted <= 0 or not candidates:
             continue
         picker = random.Random(f"{seed}:{question_id}")
-        for a, b in picker.sample(candidates, min(wanted, len(candidates))):
+        for first, second in picker.sample(candidates, min(wanted, len(candidates))):
+            a, b = (first, second) if picker.random() < 0.5 else (second, first)
             new.append(
                 Pair(
                     question_id=question_id,

@@ -50,21 +50,26 @@ class Command(BaseCommand):
 
     def _data(self) -> None:
         out = Path(settings.VAR_DIR) / "demo-data"
-        call_command("make_demo_data", out=str(out), stdout=self.stdout)
+        call_command("make_demo_data", "--out", str(out), stdout=self.stdout)
         for fmt, name in [
             ("responses-jsonl", "responses.jsonl"),
             ("spavl-parquet", "spavl_train.parquet"),
         ]:
-            if (out / name).exists():
-                call_command(
-                    "import_data",
-                    str(out / name),
-                    format=fmt,
-                    image_root=str(out),
-                    stdout=self.stdout,
-                )
-        call_command("make_pairs", seed=0, stdout=self.stdout)
-        call_command("judge", backend="baseline", pairs="unjudged", wait=True, stdout=self.stdout)
+            path = str(out / name)
+            call_command(
+                "import_data",
+                "--format",
+                fmt,
+                path,
+                "--image-root",
+                str(out),
+                "--no-progress",
+                stdout=self.stdout,
+            )
+        call_command("make_pairs", "--seed", "0", stdout=self.stdout)
+        call_command(
+            "judge", "--backend", "baseline", "--pairs", "unjudged", "--wait", stdout=self.stdout
+        )
 
     def _review_campaign(self, *, reviewers: list[str]) -> None:
         try:
