@@ -12,8 +12,11 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from annotation.models import Pair
+from annotation.models import Campaign, Pair
+from annotation.services.assignment import CampaignRules, create_campaign
+from judging.models import JudgeRun
 
+DEMO_CAMPAIGN = "Demo review"
 ACCOUNTS = {"admin": "admin", "reviewer": "reviewer", "adjudicator": "adjudicator"}
 
 
@@ -72,8 +75,16 @@ class Command(BaseCommand):
         )
 
     def _review_campaign(self, *, reviewers: list[str]) -> None:
-        try:
-            from annotation.services.assignment import ensure_demo_campaign
-        except ImportError:  # the review side is optional for the setup to succeed
+        """One campaign over every pair, two reviews per pair so agreement has something to
+        measure; created once."""
+        if Campaign.objects.filter(name=DEMO_CAMPAIGN).exists():
             return
-        ensure_demo_campaign(reviewers=list(User.objects.filter(username__in=reviewers)))
+        campaign = create_campaign(
+            name=DEMO_CAMPAIGN,
+            created_by=User.objects.get(username="admin"),
+            reviewers=User.objects.filter(username__in=reviewers),
+            judge_run=JudgeRun.objects.order_by("pk").last(),
+            rules=CampaignRules(overlap=2),
+            seed=0,
+        )
+        self.stdout.write(f"review campaign {campaign.name!r}: {campaign.pairs.count()} pairs")
