@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -123,30 +123,49 @@ class ExportFileApi(APIView):
     def get(self, request: Request, job_id: int, name: str) -> HttpResponseBase:
         job = access_export_job(user=request.user, job_id=job_id)
         path = access_export_file(job=job, name=name)
-        wanted = _byte_range(request.headers.get("Range", ""), path.stat().st_size)
-        if wanted is None:
-            response: HttpResponseBase = FileResponse(
-                path.open("rb"), as_attachment=True, filename=path.name
-            )
-        else:
-            response = _partial(path, *wanted)
+        response = _file_response(path, range_header=request.headers.get("Range", ""))
         response["Content-Type"] = "application/octet-stream"
         response["Accept-Ranges"] = "bytes"
         response["X-Content-Type-Options"] = "nosniff"
         return response
 
 
+def _file_response(path: Path, *, range_header: str) -> HttpResponseBase:
+    """The whole file, the one range asked for (206), or 416 for a range past its end."""
+    size = path.stat().st_size
+    try:
+        wanted = _byte_range(range_header, size)
+    except UnsatisfiableRange:
+        refused = HttpResponse(status=416)
+        refused["Content-Range"] = f"bytes */{size}"
+        return refused
+    if wanted is None:
+        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+    return _partial(path, *wanted)
+
+
+class UnsatisfiableRange(Exception):
+    """The range starts at or past the end of the file: answered 416."""
+
+
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """(first, last) byte of a single satisfiable range, or None for the whole file."""
+    """(first, last) byte of a single range, or None for the whole file (no range, or one we
+    ignore as RFC 9110 allows: malformed, several ranges, last before first)."""
     match = RANGE.match(header.strip())
-    if match is None or size == 0 or match.groups() == ("", ""):
+    if match is None or match.groups() == ("", ""):
         return None
     first_text, last_text = match.groups()
     if not first_text:  # "bytes=-N": the last N bytes
+        if int(last_text) == 0 or size == 0:
+            raise UnsatisfiableRange
         return max(0, size - int(last_text)), size - 1
     first = int(first_text)
+    if last_text and int(last_text) < first:
+        return None
+    if first >= size:
+        raise UnsatisfiableRange
     last = min(int(last_text), size - 1) if last_text else size - 1
-    return (first, last) if first <= last else None
+    return first, last
 
 
 def _partial(path: Path, first: int, last: int) -> StreamingHttpResponse:

@@ -6,17 +6,26 @@ definition later never changes what a running or finished job writes.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 __all__ = [
+    "EXPORT_LEASE",
     "ExportDefinition",
     "ExportFormat",
     "ExportJob",
     "ExportStatus",
     "SeparateMode",
 ]
+
+
+# A running job whose worker has not reported for this long is taken to be dead: the next
+# delivery of its task (Redis redelivers unacknowledged tasks) may claim and resume it.
+EXPORT_LEASE = timedelta(minutes=10)
 
 
 class ExportFormat(models.TextChoices):
@@ -131,6 +140,9 @@ class ExportJob(models.Model):
     files = models.JSONField(default=list, blank=True)
     output_dir = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running the job."
+    )
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -154,6 +166,14 @@ class ExportJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in {ExportStatus.QUEUED, ExportStatus.RUNNING}
+
+    @property
+    def lease_lapsed(self) -> bool:
+        """Running, but its worker has gone quiet for longer than the lease."""
+        quiet_since = self.heartbeat_at or self.started_at
+        return self.status == ExportStatus.RUNNING and (
+            quiet_since is None or quiet_since < timezone.now() - EXPORT_LEASE
+        )
 
     @property
     def percent(self) -> int:

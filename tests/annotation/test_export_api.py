@@ -145,6 +145,27 @@ def test_it_streams_finished_files_whole_or_by_range(
 
 
 @pytest.mark.django_db
+def test_it_answers_416_to_a_range_that_starts_past_the_end_of_the_file(
+    exporter: User, definition: ExportDefinition, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = _finished_job(exporter, definition, django_capture_on_commit_callbacks)
+    client = _client(exporter)
+    url = f"{CREATE}{job.pk}/files/README.md"
+    size = (Path(job.output_dir) / "README.md").stat().st_size
+
+    for header in (f"bytes={size}-", f"bytes={size + 10}-{size + 20}", "bytes=-0"):
+        refused = client.get(url, HTTP_RANGE=header)
+        assert refused.status_code == 416, header
+        assert refused["Content-Range"] == f"bytes */{size}"
+        assert refused.content == b""
+    last_byte = client.get(url, HTTP_RANGE=f"bytes={size - 1}-{size + 100}")
+    assert last_byte.status_code == 206
+    assert last_byte["Content-Range"] == f"bytes {size - 1}-{size - 1}/{size}"
+    backwards = client.get(url, HTTP_RANGE="bytes=9-2")  # invalid: ignored, whole file
+    assert backwards.status_code == 200
+
+
+@pytest.mark.django_db
 def test_it_never_serves_a_half_written_or_unrecorded_file_or_a_path_outside_the_job(
     exporter: User, definition: ExportDefinition, django_capture_on_commit_callbacks: Any
 ) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
+from django.utils import timezone
 
-from annotation.models import ExportDefinition, ExportJob, ExportStatus
+from annotation.models import EXPORT_LEASE, ExportDefinition, ExportJob, ExportStatus
 from annotation.services.export import create_export_job, run_export_job, spec_from_definition
 from tests.factories import make_labelled_pair
 
@@ -196,3 +198,21 @@ def test_it_rejects_an_unknown_format_or_definition_with_the_error_on_the_page(
     assert bad_definition.status_code == 400
     assert "definition:" in bad_definition.content.decode()
     assert callbacks == [] and not ExportJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_marks_a_running_job_whose_worker_went_quiet_past_the_lease(
+    exporter: User, definition: ExportDefinition
+) -> None:
+    quiet = _job(definition, by=exporter, run=False)
+    alive = _job(definition, by=exporter, run=False)
+    now = timezone.now()
+    ExportJob.objects.filter(pk=quiet.pk).update(
+        status=ExportStatus.RUNNING, heartbeat_at=now - EXPORT_LEASE - timedelta(minutes=1)
+    )
+    ExportJob.objects.filter(pk=alive.pk).update(status=ExportStatus.RUNNING, heartbeat_at=now)
+
+    page = _client(exporter).get(PAGE).content.decode()
+    assert page.count("no heartbeat since") == 1
+    quiet_row = page[page.index(f'id="job-{quiet.pk}"') :]
+    assert quiet_row.index("no heartbeat since") < quiet_row.index("</tr>")

@@ -7,15 +7,17 @@ import io
 import json
 import random
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from PIL import Image as PILImage
 
-from annotation.models import ExportJob, ExportStatus, Image, Pair
+from annotation.models import EXPORT_LEASE, ExportJob, ExportStatus, Image, Pair
 from annotation.services.images import hamming_distance, store_image
 from tests.factories import make_image, make_labelled_pair
 
@@ -141,12 +143,14 @@ def test_it_resumes_after_a_crash_without_rewriting_finished_shards(
     last = out / "data/train-00005-of-00006.parquet"
     first_written = first.stat().st_mtime_ns
     last_sha = job.finished_file(last.relative_to(out).as_posix())["sha256"]  # type: ignore[index]
-    # The state a crash leaves: the last shard half-written and unrecorded, no card yet.
+    # The state a crash leaves: the last shard half-written and unrecorded, no card yet, and
+    # no heartbeat for longer than the lease.
     last.rename(last.with_name(last.name + ".partial"))
     (out / "manifest.json").unlink()
     job.files = [f for f in job.files if f["name"].startswith("data/") and "00005" not in f["name"]]
     job.status = ExportStatus.RUNNING
-    job.save(update_fields=["files", "status"])
+    job.heartbeat_at = timezone.now() - EXPORT_LEASE - timedelta(seconds=1)
+    job.save(update_fields=["files", "status", "heartbeat_at"])
 
     call_command("export_dataset", out=str(out), resume=True, verbosity=0)
 

@@ -49,6 +49,11 @@ class Command(BaseCommand):
                 job = run_export_job(job_id=job.pk, on_progress=_updater(bar))
         except DomainError as error:
             raise CommandError(str(error)) from error
+        if job.status != ExportStatus.FINISHED:
+            raise CommandError(
+                f"export {job.pk} is {job.status} in another worker (last heartbeat "
+                f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S}); --resume once it has stopped"
+            )
         self.stdout.write(f"export {job.pk}: {job.done} pairs, {len(job.files)} files in {out}")
 
     def _resumable(self, out: Path) -> ExportJob | None:

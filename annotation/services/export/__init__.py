@@ -5,12 +5,17 @@ Public entry points: ``create_export_job``, ``start_export_job``, ``run_export_j
 """
 
 from annotation.services.export.card import export_agreement_figures
-from annotation.services.export.errors import ExportDefinitionError, ExportError
+from annotation.services.export.errors import (
+    ExportClaimLost,
+    ExportDefinitionError,
+    ExportError,
+)
 from annotation.services.export.jobs import create_export_job, run_export_job, start_export_job
 from annotation.services.export.plan import select_export_pairs
 from annotation.services.export.spec import ExportSpec, load_spec, spec_from_definition
 
 __all__ = [
+    "ExportClaimLost",
     "ExportDefinitionError",
     "ExportError",
     "ExportSpec",

@@ -9,3 +9,7 @@ class ExportDefinitionError(DomainError):
 
 class ExportError(DomainError):
     """An export job cannot run, or its output directory is not usable."""
+
+
+class ExportClaimLost(ExportError):
+    """Another worker took the job over after this one's lease lapsed; this one must stop."""

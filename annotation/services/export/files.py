@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,13 +62,20 @@ class HashingSink:
         return self._hash.hexdigest()
 
 
+def remove_partial_files(root: Path) -> None:
+    """Delete what earlier attempts left half-written (call only while holding the job)."""
+    for path in root.rglob(f"*{PARTIAL_SUFFIX}"):
+        path.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_file(root: Path, name: str) -> Iterator[tuple[HashingSink, list[WrittenFile]]]:
     """Write ``root/name`` through a ``.partial`` file renamed into place once complete and
     synced; the caller reads the WrittenFile from the list after the block."""
     final = root / name
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(final.name + PARTIAL_SUFFIX)
+    # A name of its own: a worker that lost its lease must not write into the new owner's file.
+    temporary = final.with_name(f"{final.name}.{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}")
     result: list[WrittenFile] = []
     with open(temporary, "wb") as raw:
         sink = HashingSink(raw)

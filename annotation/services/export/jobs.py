@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotation.models import ExportDefinition, ExportFormat, ExportJob, ExportStatus
+from annotation.models import (
+    EXPORT_LEASE,
+    ExportDefinition,
+    ExportFormat,
+    ExportJob,
+    ExportStatus,
+)
 from annotation.services.export.archive import write_archive_shard
 from annotation.services.export.card import render_card, render_manifest
-from annotation.services.export.errors import ExportError
-from annotation.services.export.files import WrittenFile, atomic_file
+from annotation.services.export.errors import ExportClaimLost, ExportError
+from annotation.services.export.files import WrittenFile, atomic_file, remove_partial_files
 from annotation.services.export.parquet import write_parquet_shard
 from annotation.services.export.plan import (
     ExportPlan,
@@ -76,31 +85,54 @@ def start_export_job(
 
 
 def _claim(job_id: int) -> ExportJob | None:
-    """Mark the job running (counting the attempt); None when it has already finished."""
-    with transaction.atomic():
-        job = ExportJob.objects.select_for_update().get(pk=job_id)
-        if job.status == ExportStatus.FINISHED:
-            return None
-        job.status = ExportStatus.RUNNING
-        job.attempts += 1
-        job.error = ""
-        job.started_at = job.started_at or timezone.now()
-        job.save(update_fields=["status", "attempts", "error", "started_at"])
-    return job
+    """Take the job under a new attempt number: queued, failed, or running with a lapsed lease
+    (its worker died). One conditional UPDATE, so when a task is delivered twice at once
+    exactly one delivery wins; the other gets None and writes nothing."""
+    now = timezone.now()
+    lapsed = Q(status=ExportStatus.RUNNING) & (
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - EXPORT_LEASE)
+    )
+    claimable = Q(status__in=[ExportStatus.QUEUED, ExportStatus.FAILED]) | lapsed
+    claimed = ExportJob.objects.filter(claimable, pk=job_id).update(
+        status=ExportStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        error="",
+        heartbeat_at=now,
+        started_at=Coalesce("started_at", Value(now)),
+    )
+    return ExportJob.objects.get(pk=job_id) if claimed else None
+
+
+def _owned(job: ExportJob) -> QuerySet[ExportJob]:
+    """The job's row while this attempt still holds it; writes through it that match nothing
+    mean another worker took the job over after our lease lapsed."""
+    return ExportJob.objects.filter(pk=job.pk, attempts=job.attempts, status=ExportStatus.RUNNING)
+
+
+def _update_owned(job: ExportJob, **values: Any) -> None:
+    if not _owned(job).update(heartbeat_at=timezone.now(), **values):
+        raise ExportClaimLost(f"export {job.pk}: another worker took over attempt {job.attempts}")
 
 
 def run_export_job(*, job_id: int, on_progress: ProgressCallback | None = None) -> ExportJob:
     """Write every shard not yet finished, then the card and the manifest. Idempotent: a
-    finished job is returned as it is; a crashed or failed one resumes."""
+    finished job, or one another worker is running, is returned as it is; a crashed or
+    failed one resumes. Raises ExportClaimLost if another worker takes the job over."""
     job = _claim(job_id)
     if job is None:
         return ExportJob.objects.get(pk=job_id)
     try:
         _run(job, on_progress or (lambda done, total: None))
+    except ExportClaimLost:
+        raise  # the job is the other worker's now: leave its row alone
     except Exception as error:
-        ExportJob.objects.filter(pk=job.pk).update(
+        failed = _owned(job).update(
             status=ExportStatus.FAILED, error=f"{type(error).__name__}: {error}"[:2000]
         )
+        if not failed:  # e.g. the new owner removed our half-written file
+            raise ExportClaimLost(
+                f"export {job.pk}: taken over during attempt {job.attempts}"
+            ) from error
         raise
     job.refresh_from_db()
     return job
@@ -110,6 +142,7 @@ def _run(job: ExportJob, on_progress: ProgressCallback) -> None:
     spec = spec_from_json(job.definition_snapshot)
     root = Path(job.output_dir)
     root.mkdir(parents=True, exist_ok=True)
+    remove_partial_files(root)
     plan_path = root / f".export-plan-{job.pk}.json"
     plan = load_plan(plan_path)
     if plan is None:
@@ -139,7 +172,7 @@ def _counting(
         done += len(page)
         on_progress(done, job.total)
         if done - saved >= PROGRESS_EVERY_ROWS:
-            ExportJob.objects.filter(pk=job.pk).update(done=min(done, job.total))
+            _update_owned(job, done=min(done, job.total))  # also the lease's heartbeat
             saved = done
 
 
@@ -180,15 +213,17 @@ def _finish(
     card = _write_text(root, CARD_NAME, render_card(spec=spec, plan=plan, export_format=job.format))
     manifest = _write_text(root, MANIFEST_NAME, render_manifest([*data_files, card]))
     files = sorted([*data_files, card, manifest], key=lambda item: item.name)
-    with transaction.atomic():
-        job.files = [w.to_json() for w in files]
-        job.done = job.total = plan.total
-        job.status = ExportStatus.FINISHED
-        job.finished_at = timezone.now()
-        job.save(update_fields=["files", "done", "total", "status", "finished_at"])
+    _update_owned(
+        job,
+        files=[w.to_json() for w in files],
+        done=plan.total,
+        total=plan.total,
+        status=ExportStatus.FINISHED,
+        finished_at=timezone.now(),
+    )
 
 
 def _record(job: ExportJob, *, files: list[dict], done: int, total: int) -> None:
     """Record finished files and progress in one write (the shard is finished from here on)."""
+    _update_owned(job, files=files, done=done, total=total)
     job.files, job.done, job.total = files, done, total
-    job.save(update_fields=["files", "done", "total"])
