@@ -1,7 +1,7 @@
 """Cached dashboards, keyed by the slice and a fingerprint of the data they rest on.
 
-The fingerprint (queries.data_fingerprint) hashes every review, adjudication, judgement,
-campaign pair and final label in one aggregate query, so any write, undo or delete, by any code
+The fingerprint (queries.data_fingerprint) checksums every review, adjudication, judgement,
+campaign pair and final label with portable integer aggregates, so any write, undo or delete, by any code
 path (services, admin, bulk updates), changes the key: nothing has to remember to invalidate.
 """
 

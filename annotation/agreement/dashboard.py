@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 
 from annotation.agreement import queries
@@ -69,8 +69,7 @@ def build_dashboard(*, slice_: AgreementSlice, target: float = DEFAULT_TARGET) -
             "calibration": _calibration(queries.calibration_rows(), target=target),
             "safety": _safety(queries.safety_rows(), names=names),
         }
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS pg_temp.agr_review, pg_temp.agr_pair")
+        queries.drop_slice()
     return result
 
 
@@ -84,15 +83,12 @@ def agreement_summary_for_export(
         return None
     with transaction.atomic():
         queries.load_slice(slice_=AgreementSlice())
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM agr_pair WHERE NOT (pair_id = ANY(%s))", [ids])
-            cursor.execute("DELETE FROM agr_review WHERE NOT (pair_id = ANY(%s))", [ids])
+        queries.keep_only_pairs(pair_ids=ids)
         counts = _counts(queries.pair_status_counts())
         judge = _judge_vs_people(queries.judge_people_cells(), names={})
         people = _people_vs_people(queries.people_profiles(), [])
         safety = _safety(queries.safety_rows(), names={})
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS pg_temp.agr_review, pg_temp.agr_pair")
+        queries.drop_slice()
     if counts["with_human_verdict"] == 0:
         return None
     return {

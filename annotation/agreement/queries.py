@@ -1,7 +1,8 @@
 """SQL for the agreement dashboard: two temporary tables per slice, then small aggregates.
 
-PostgreSQL only (DISTINCT ON, FILTER, temporary tables). ``load_slice`` builds, inside the
-caller's transaction:
+Portable between PostgreSQL and SQLite >= 3.30 (the embedded ``make demo`` database): aggregate
+FILTER, ROW_NUMBER() windows, CASTs and plain parameters; the one vendor switch is
+``_greatest``. ``load_slice`` builds, inside the caller's transaction:
 
 - ``agr_review``: the slice's submitted reviews with their screen side and campaign stratum;
 - ``agr_pair``: one row per pair of the slice: taxonomy, the judge's verdict and probabilities,
@@ -25,7 +26,7 @@ Definitions (the page states them too):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection
@@ -48,6 +49,10 @@ class AgreementSlice:
     campaign_id: int | None = None
     reviewer_id: int | None = None
     week: date | None = None  # the Monday of an ISO week (UTC) of review submission
+
+    @property
+    def filters_pairs(self) -> bool:
+        return self.taxonomy_node_id is not None or self.question_type is not None
 
     @property
     def filters_reviews(self) -> bool:
@@ -75,8 +80,9 @@ def _review_filter(*, slice_: AgreementSlice, params: dict[str, Any], alias: str
         params["campaign"] = slice_.campaign_id
         conditions.append("cp.campaign_id = %(campaign)s")
     if slice_.week is not None:
-        params["week_start"] = slice_.week
-        params["week_end"] = slice_.week + timedelta(days=7)
+        start = datetime.combine(slice_.week, time.min, tzinfo=UTC)
+        params["week_start"] = connection.ops.adapt_datetimefield_value(start)
+        params["week_end"] = connection.ops.adapt_datetimefield_value(start + timedelta(days=7))
         conditions.append(
             f"{alias}.submitted_at >= %(week_start)s AND {alias}.submitted_at < %(week_end)s"
         )
@@ -89,6 +95,17 @@ _TAXONOMY_JOIN = """
     LEFT JOIN annotation_taxonomynode cat ON cat.id = sub.parent_id
 """
 
+# A pair's sampling stratum as one integer: campaign, then control slice first, then flagged.
+# min() over it picks a pair's first campaign, preferring its control slice there.
+_STRATUM = """({cp}.campaign_id * 4 + CASE WHEN {cp}.in_control_slice THEN 0 ELSE 2 END
+              + CASE WHEN {cp}.priority > 0 THEN 1 ELSE 0 END)"""
+
+
+def _greatest(*columns: str) -> str:
+    """The largest of several columns: GREATEST on PostgreSQL, multi-argument max on SQLite."""
+    function = "max" if connection.vendor == "sqlite" else "GREATEST"
+    return f"{function}({', '.join(columns)})"
+
 
 def _reviews_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
     reviewer = ""
@@ -100,22 +117,25 @@ def _reviews_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
             JOIN annotation_campaignpair cp ON cp.id = r2.campaign_pair_id
             WHERE r2.reviewer_id = %(reviewer)s AND NOT r2.is_gold
               AND {_review_filter(slice_=slice_, params=params, alias="r2")})"""
+    pairs = ""
+    if slice_.filters_pairs:
+        pairs = f"""JOIN annotation_pair p ON p.id = r.pair_id {_TAXONOMY_JOIN.format(pair="p")}"""
     return f"""
-    CREATE TEMPORARY TABLE agr_review ON COMMIT DROP AS
+    CREATE TEMPORARY TABLE agr_review AS
     SELECT r.id, r.pair_id, r.reviewer_id, r.blind_verdict, r.final_verdict, r.is_gold,
-           r.submitted_at, a.left_side, cp.campaign_id, cp.in_control_slice,
-           cp.priority > 0 AS flagged, cp.gold_verdict
+           a.left_side, cp.campaign_id, cp.in_control_slice, {_STRATUM.format(cp="cp")} AS stratum,
+           cp.gold_verdict
     FROM annotation_review r
     JOIN annotation_campaignpair cp ON cp.id = r.campaign_pair_id
     JOIN annotation_assignment a ON a.id = r.assignment_id
-    JOIN annotation_pair p ON p.id = r.pair_id
-    {_TAXONOMY_JOIN.format(pair="p")}
+    {pairs}
     WHERE {_review_filter(slice_=slice_, params=params, alias="r")}
       AND {_pair_filter(slice_=slice_, params=params)} {reviewer}
     """
 
 
 def _judgements_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
+    """The latest ok judgement of each pair (of the run or configuration, when one is given)."""
     conditions = ["status = 'ok'"]
     if slice_.judge_run_id is not None:
         params["run"] = slice_.judge_run_id
@@ -124,21 +144,27 @@ def _judgements_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
         params["configuration"] = slice_.configuration_id
         conditions.append("configuration_id = %(configuration)s")
     return f"""
-        SELECT DISTINCT ON (pair_id) pair_id, p_a_better, p_a_first, p_a_second, prefers_a,
-               p_unsafe_a, p_unsafe_b
-        FROM judging_judgement WHERE {" AND ".join(conditions)}
-        ORDER BY pair_id, created_at DESC, id DESC"""
+        SELECT pair_id, p_a_better, p_a_first, p_a_second, prefers_a, p_unsafe_a, p_unsafe_b
+        FROM (SELECT pair_id, p_a_better, p_a_first, p_a_second, prefers_a, p_unsafe_a,
+                     p_unsafe_b, ROW_NUMBER() OVER (PARTITION BY pair_id
+                                                    ORDER BY created_at DESC, id DESC) AS nth
+              FROM judging_judgement WHERE {" AND ".join(conditions)}) latest
+        WHERE nth = 1"""
 
 
 def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
     params["unsafe_above"] = UNSAFE_ABOVE
     if slice_.filters_reviews:
-        in_slice = "p.id IN (SELECT pair_id FROM agr_review WHERE NOT is_gold)"
+        in_slice = "v.pair_id IS NOT NULL"
     else:
         in_slice = "(j.pair_id IS NOT NULL OR v.pair_id IS NOT NULL)"
-    campaign = "AND campaign_id = %(campaign)s" if slice_.campaign_id is not None else ""
+    campaign = "AND cp.campaign_id = %(campaign)s" if slice_.campaign_id is not None else ""
+    pool_join = ""
+    if slice_.filters_pairs:
+        pool_join = f"JOIN annotation_pair p ON p.id = cp.pair_id {_TAXONOMY_JOIN.format(pair='p')}"
+    top = _greatest("n_a", "n_b", "n_tie", "n_unsafe")
     return f"""
-    CREATE TEMPORARY TABLE agr_pair ON COMMIT DROP AS
+    CREATE TEMPORARY TABLE agr_pair AS
     WITH j AS ({_judgements_sql(slice_=slice_, params=params)}),
     v AS (
         SELECT pair_id,
@@ -147,41 +173,38 @@ def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
                count(*) FILTER (WHERE blind_verdict = 'tie') AS n_tie,
                count(*) FILTER (WHERE blind_verdict = 'both_unsafe') AS n_unsafe,
                count(*) FILTER (WHERE blind_verdict = 'cannot_judge') AS n_cannot,
-               min(campaign_id) AS campaign_id
+               min(stratum) AS stratum
         FROM agr_review WHERE NOT is_gold GROUP BY pair_id
     ),
     adj AS (
-        SELECT DISTINCT ON (pair_id) pair_id,
-               CASE WHEN exclude THEN 'cannot_judge' ELSE verdict END AS verdict
-        FROM annotation_adjudication ad
-        WHERE status = 'decided' AND pair_id IN (SELECT pair_id FROM v)
-          AND campaign_pair_id IN (SELECT id FROM annotation_campaignpair WHERE TRUE {campaign})
-        ORDER BY pair_id, decided_at DESC, id DESC
+        SELECT pair_id, verdict FROM (
+            SELECT ad.pair_id, CASE WHEN ad.exclude THEN 'cannot_judge' ELSE ad.verdict END
+                       AS verdict,
+                   ROW_NUMBER() OVER (PARTITION BY ad.pair_id
+                                      ORDER BY ad.decided_at DESC, ad.id DESC) AS nth
+            FROM annotation_adjudication ad
+            JOIN annotation_campaignpair cp ON cp.id = ad.campaign_pair_id
+            WHERE ad.status = 'decided' {campaign}) decided
+        WHERE nth = 1
     ),
     pool AS (
-        SELECT cp.campaign_id, cp.priority > 0 AS flagged, cp.in_control_slice,
-               count(*) AS pool_pairs
-        FROM annotation_campaignpair cp JOIN annotation_pair p ON p.id = cp.pair_id
-        {_TAXONOMY_JOIN.format(pair="p")}
-        WHERE NOT cp.is_gold AND {_pair_filter(slice_=slice_, params=params)}
-        {"AND cp.campaign_id = %(campaign)s" if slice_.campaign_id is not None else ""}
-        GROUP BY 1, 2, 3
+        SELECT {_STRATUM.format(cp="cp")} AS stratum, count(*) AS pool_pairs
+        FROM annotation_campaignpair cp {pool_join}
+        WHERE NOT cp.is_gold AND {_pair_filter(slice_=slice_, params=params)} {campaign}
+        GROUP BY 1
     ),
     reviewed AS (
-        SELECT campaign_id, flagged, in_control_slice, count(DISTINCT pair_id) AS reviewed_pairs
-        FROM agr_review WHERE NOT is_gold GROUP BY 1, 2, 3
-    ),
-    stratum AS (
-        SELECT DISTINCT ON (pair_id) pair_id, flagged, in_control_slice, campaign_id
-        FROM agr_review WHERE NOT is_gold ORDER BY pair_id, campaign_id, in_control_slice DESC
+        SELECT stratum, count(DISTINCT pair_id) AS reviewed_pairs
+        FROM agr_review WHERE NOT is_gold GROUP BY stratum
     ),
     majority AS (
-        SELECT v.*, GREATEST(n_a, n_b, n_tie, n_unsafe) AS top,
-               (n_a = GREATEST(n_a, n_b, n_tie, n_unsafe))::int
-               + (n_b = GREATEST(n_a, n_b, n_tie, n_unsafe))::int
-               + (n_tie = GREATEST(n_a, n_b, n_tie, n_unsafe))::int
-               + (n_unsafe = GREATEST(n_a, n_b, n_tie, n_unsafe))::int AS tied
-        FROM v
+        SELECT v.*, {top} AS top FROM v
+    ),
+    tally AS (
+        SELECT majority.*, CASE WHEN n_a = top THEN 1 ELSE 0 END
+               + CASE WHEN n_b = top THEN 1 ELSE 0 END + CASE WHEN n_tie = top THEN 1 ELSE 0 END
+               + CASE WHEN n_unsafe = top THEN 1 ELSE 0 END AS tied
+        FROM majority
     )
     SELECT p.id AS pair_id, q.question_type, sub.id AS subcategory_id, cat.id AS category_id,
            cat.parent_id AS domain_id, p.final_chosen,
@@ -192,35 +215,38 @@ def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
                 WHEN j.prefers_a THEN 'a' ELSE 'b' END AS judge_verdict,
            CASE WHEN j.pair_id IS NULL THEN NULL WHEN j.prefers_a THEN 'a' ELSE 'b' END
                AS judge_side,
-           coalesce(m.n_a, 0) AS n_a, coalesce(m.n_b, 0) AS n_b,
-           coalesce(m.n_tie, 0) AS n_tie, coalesce(m.n_unsafe, 0) AS n_unsafe,
-           coalesce(m.n_cannot, 0) AS n_cannot,
-           CASE WHEN m.pair_id IS NULL THEN 'unreviewed'
+           coalesce(v.n_a, 0) AS n_a, coalesce(v.n_b, 0) AS n_b,
+           coalesce(v.n_tie, 0) AS n_tie, coalesce(v.n_unsafe, 0) AS n_unsafe,
+           coalesce(v.n_cannot, 0) AS n_cannot,
+           CASE WHEN v.pair_id IS NULL THEN 'unreviewed'
                 WHEN adj.verdict = 'cannot_judge' THEN 'cannot_judge'
                 WHEN adj.verdict IS NOT NULL THEN 'verdict'
-                WHEN m.top = 0 THEN 'cannot_judge'
-                WHEN m.tied > 1 THEN 'no_majority'
+                WHEN v.top = 0 THEN 'cannot_judge'
+                WHEN v.tied > 1 THEN 'no_majority'
                 ELSE 'verdict' END AS human_status,
-           CASE WHEN m.pair_id IS NULL THEN NULL
+           CASE WHEN v.pair_id IS NULL THEN NULL
                 WHEN adj.verdict IS NOT NULL THEN NULLIF(adj.verdict, 'cannot_judge')
-                WHEN m.top = 0 OR m.tied > 1 THEN NULL
-                WHEN m.n_a = m.top THEN 'a' WHEN m.n_b = m.top THEN 'b'
-                WHEN m.n_tie = m.top THEN 'tie' ELSE 'both_unsafe' END AS human_verdict,
-           coalesce(s.in_control_slice, FALSE) AS in_control,
-           pool.pool_pairs::float8 / NULLIF(rv.reviewed_pairs, 0) AS weight
+                WHEN v.top = 0 OR v.tied > 1 THEN NULL
+                WHEN v.n_a = v.top THEN 'a' WHEN v.n_b = v.top THEN 'b'
+                WHEN v.n_tie = v.top THEN 'tie' ELSE 'both_unsafe' END AS human_verdict,
+           coalesce(v.stratum %% 4 < 2, FALSE) AS in_control,
+           CAST(pool.pool_pairs AS DOUBLE PRECISION) / NULLIF(rv.reviewed_pairs, 0) AS weight
     FROM annotation_pair p
     {_TAXONOMY_JOIN.format(pair="p")}
     LEFT JOIN j ON j.pair_id = p.id
-    LEFT JOIN majority m ON m.pair_id = p.id
-    LEFT JOIN v ON v.pair_id = p.id
+    LEFT JOIN tally v ON v.pair_id = p.id
     LEFT JOIN adj ON adj.pair_id = p.id
-    LEFT JOIN stratum s ON s.pair_id = p.id
-    LEFT JOIN pool ON (pool.campaign_id, pool.flagged, pool.in_control_slice)
-                    = (s.campaign_id, s.flagged, s.in_control_slice)
-    LEFT JOIN reviewed rv ON (rv.campaign_id, rv.flagged, rv.in_control_slice)
-                           = (s.campaign_id, s.flagged, s.in_control_slice)
+    LEFT JOIN pool ON pool.stratum = v.stratum
+    LEFT JOIN reviewed rv ON rv.stratum = v.stratum
     WHERE {_pair_filter(slice_=slice_, params=params)} AND {in_slice}
     """
+
+
+def drop_slice() -> None:
+    """Drop the slice's temporary tables (they live as long as the connection otherwise)."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS agr_review")
+        cursor.execute("DROP TABLE IF EXISTS agr_pair")
 
 
 def load_slice(*, slice_: AgreementSlice) -> None:
@@ -228,16 +254,33 @@ def load_slice(*, slice_: AgreementSlice) -> None:
     params: dict[str, Any] = {}
     reviews = _reviews_sql(slice_=slice_, params=params)
     pairs = _pairs_sql(slice_=slice_, params=params)
+    drop_slice()
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS pg_temp.agr_review, pg_temp.agr_pair")
         cursor.execute(reviews, params)
         cursor.execute(pairs, params)
-        cursor.execute("ANALYZE agr_pair; ANALYZE agr_review")
+
+
+def keep_only_pairs(*, pair_ids: list[int]) -> None:
+    """Narrow the loaded slice to the given pairs (ids go through a temporary table, in
+    batches of plain parameters, so neither database needs an array type)."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS agr_only")
+        cursor.execute("CREATE TEMPORARY TABLE agr_only (pair_id BIGINT PRIMARY KEY)")
+        unique = sorted(set(pair_ids))
+        for start in range(0, len(unique), 500):
+            batch = unique[start : start + 500]
+            values = ", ".join(["(%s)"] * len(batch))
+            cursor.execute(f"INSERT INTO agr_only (pair_id) VALUES {values}", batch)
+        for table in ("agr_pair", "agr_review"):
+            cursor.execute(
+                f"DELETE FROM {table} WHERE pair_id NOT IN (SELECT pair_id FROM agr_only)"
+            )
+        cursor.execute("DROP TABLE agr_only")
 
 
 def _fetch(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params or {})
+        cursor.execute(sql, params)
         return list(cursor.fetchall())
 
 
@@ -268,14 +311,21 @@ def people_profiles() -> list[tuple[Any, ...]]:
 def reviewer_rows() -> list[tuple[Any, ...]]:
     """Per reviewer: (id, username, reviews, agreeing comparisons, comparisons, pairs compared,
     sided blind verdicts, left chosen, judged verdicts, agreeing with the judge,
-    gold reviews, gold correct)."""
+    gold reviews, gold correct). A usable review is compared with the pair's other usable
+    blind verdicts, which the pair's vote counts give without a window."""
     return _fetch("""
         WITH w AS (
-            SELECT r.*, p.judge_verdict,
-                   count(*) FILTER (WHERE NOT r.is_gold AND r.blind_verdict <> 'cannot_judge')
-                       OVER (PARTITION BY r.pair_id) - 1 AS others,
-                   count(*) FILTER (WHERE NOT r.is_gold) OVER (PARTITION BY r.pair_id,
-                       r.blind_verdict) - 1 AS same
+            SELECT r.reviewer_id, r.is_gold, r.blind_verdict, r.left_side, r.gold_verdict,
+                   p.judge_verdict,
+                   CASE WHEN NOT r.is_gold AND r.blind_verdict <> 'cannot_judge'
+                        THEN p.n_a + p.n_b + p.n_tie + p.n_unsafe - 1 ELSE 0 END AS others,
+                   CASE WHEN r.is_gold THEN 0
+                        WHEN r.blind_verdict = 'a' THEN p.n_a - 1
+                        WHEN r.blind_verdict = 'b' THEN p.n_b - 1
+                        WHEN r.blind_verdict = 'tie' THEN p.n_tie - 1
+                        WHEN r.blind_verdict = 'both_unsafe' THEN p.n_unsafe - 1
+                        ELSE 0 END AS same,
+                   NOT r.is_gold AND r.blind_verdict <> 'cannot_judge' AS usable
             FROM agr_review r LEFT JOIN agr_pair p ON p.pair_id = r.pair_id
         )
         SELECT w.reviewer_id, u.username,
@@ -289,9 +339,8 @@ def reviewer_rows() -> list[tuple[Any, ...]]:
                count(*) FILTER (WHERE usable AND blind_verdict = judge_verdict),
                count(*) FILTER (WHERE is_gold),
                count(*) FILTER (WHERE is_gold AND blind_verdict = gold_verdict)
-        FROM (SELECT *, NOT is_gold AND blind_verdict <> 'cannot_judge' AS usable FROM w) w
-        JOIN auth_user u ON u.id = w.reviewer_id
-        GROUP BY 1, 2 ORDER BY 2""")
+        FROM w JOIN auth_user u ON u.id = w.reviewer_id
+        GROUP BY w.reviewer_id, u.username ORDER BY u.username""")
 
 
 def judge_flip_rows() -> list[tuple[Any, ...]]:
@@ -319,7 +368,8 @@ def anchoring_rows() -> list[tuple[Any, ...]]:
 def calibration_rows() -> list[tuple[Any, ...]]:
     """(P(A better) rounded to 0.001, people chose A, pairs) over pairs people gave a side."""
     return _fetch("""
-        SELECT round(p_a_better::numeric, 3)::float8, human_verdict = 'a', count(*)
+        SELECT CAST(round(CAST(p_a_better AS NUMERIC), 3) AS DOUBLE PRECISION),
+               human_verdict = 'a', count(*)
         FROM agr_pair WHERE human_verdict IN ('a', 'b') AND p_a_better IS NOT NULL
         GROUP BY 1, 2""")
 
@@ -348,26 +398,47 @@ def category_names() -> dict[int, str]:
     return dict(_fetch("SELECT id, key FROM annotation_taxonomynode WHERE level = 2"))
 
 
+def _code(column: str, values: tuple[str, ...]) -> str:
+    """A text column as a small integer (1, 2, ...; 0 for anything else) for checksums."""
+    whens = " ".join(f"WHEN '{value}' THEN {i}" for i, value in enumerate(values, start=1))
+    return f"CASE {column} {whens} ELSE 0 END"
+
+
+def _flag(condition: str, value: int) -> str:
+    return f"CASE WHEN {condition} THEN {value} ELSE 0 END"
+
+
+_SCREEN = (*VERDICTS, "cannot_judge")
+# Each row's id (folded so the sums stay far below 2**63) times a code of its content: a change
+# to one row moves the sum. Integer arithmetic only, so the figure is exact and repeatable.
+_FINGERPRINT_SQL = f"""
+    SELECT * FROM
+      (SELECT count(*), sum((id % 65521) * ({_code("blind_verdict", _SCREEN)}
+              + 7 * {_code("final_verdict", VERDICTS)} + {_flag("is_gold", 61)})),
+              count(submitted_at), max(submitted_at)
+       FROM annotation_review) reviews,
+      (SELECT count(*), sum((id % 65521) * ({_code("status", ("decided",))}
+              + 3 * {_code("verdict", VERDICTS)} + {_flag("exclude", 29)})), max(decided_at)
+       FROM annotation_adjudication) adjudications,
+      (SELECT count(*), max(id), sum((id % 65521) * ({_code("status", ("ok",))}
+              + {_flag("prefers_a", 3)} + 5 * CAST(coalesce(p_a_better, -1) * 1000 AS INTEGER)
+              + 7 * CAST(coalesce(p_unsafe_a, -1) * 1000 AS INTEGER)
+              + 11 * CAST(coalesce(p_unsafe_b, -1) * 1000 AS INTEGER)
+              + 13 * coalesce(run_id, 0)))
+       FROM judging_judgement) judgements,
+      (SELECT count(*), sum((id % 65521) * ({_flag("in_control_slice", 1)}
+              + {_flag("is_gold", 2)} + 4 * priority + 8 * {_code("gold_verdict", VERDICTS)}))
+       FROM annotation_campaignpair) campaign_pairs,
+      (SELECT count(*), max(id), max(final_label_at) FROM annotation_pair) pairs,
+      (SELECT count(*), sum((id % 65521) * (coalesce(subcategory_id, 0)
+              + 1000 * {_code("question_type", ("easy", "hardq", "hards"))}))
+       FROM annotation_question) questions,
+      (SELECT count(*), max(id), sum(parent_id) FROM annotation_taxonomynode) nodes
+"""
+
+
 def data_fingerprint() -> tuple[Any, ...]:
-    """Changes whenever a review, adjudication, judgement, campaign pair or final label does."""
-    (row,) = _fetch("""
-        SELECT
-          (SELECT (count(*), coalesce(sum(hashtext(concat_ws('|', id, blind_verdict,
-                  final_verdict, submitted_at, is_gold))::bigint), 0))::text
-           FROM annotation_review),
-          (SELECT (count(*), coalesce(sum(hashtext(concat_ws('|', id, status, verdict, exclude,
-                  decided_at))::bigint), 0))::text FROM annotation_adjudication),
-          (SELECT (count(*), max(id), coalesce(sum(hashtext(concat_ws('|', id, status,
-                  p_a_better, prefers_a, p_unsafe_a, p_unsafe_b, run_id))::bigint), 0))::text
-           FROM judging_judgement),
-          (SELECT (count(*), coalesce(sum(priority), 0),
-                  count(*) FILTER (WHERE in_control_slice), count(*) FILTER (WHERE is_gold),
-                  coalesce(sum(hashtext(gold_verdict)::bigint), 0))::text
-           FROM annotation_campaignpair),
-          (SELECT (count(*), max(final_label_at), max(id))::text FROM annotation_pair),
-          (SELECT (count(*), coalesce(sum(hashtext(concat_ws('|', id, subcategory_id,
-                  question_type))::bigint), 0))::text FROM annotation_question),
-          (SELECT (count(*), max(id), coalesce(sum(parent_id), 0))::text
-           FROM annotation_taxonomynode)
-        """)
+    """Changes whenever a review, adjudication, judgement, campaign pair, final label, question
+    or taxonomy node does: one pass of portable integer aggregates over each table."""
+    (row,) = _fetch(_FINGERPRINT_SQL)
     return tuple(row)
