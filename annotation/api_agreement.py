@@ -113,8 +113,16 @@ class SafetySerializer(serializers.Serializer[Any]):
     cut = serializers.FloatField()
 
 
+class FreshnessSerializer(serializers.Serializer[Any]):
+    as_of = serializers.CharField()
+    version = serializers.CharField()
+    compute_s = serializers.FloatField()
+    stale = serializers.BooleanField()
+
+
 class DashboardSerializer(serializers.Serializer[Any]):
     slice = serializers.DictField()
+    freshness = FreshnessSerializer()
     counts = serializers.DictField(child=serializers.IntegerField())
     judge_vs_people = JudgeVsPeopleSerializer()
     people_vs_people = PeopleVsPeopleSerializer()

@@ -11,3 +11,11 @@ from annotation.services.export import run_export_job
 def run_export(job_id: int) -> None:
     """Run (or resume) an export job; safe to deliver twice: finished shards are skipped."""
     run_export_job(job_id=job_id)
+
+
+@shared_task
+def refresh_agreement_dashboard(*, slice_fields: dict[str, object], target: float) -> None:
+    """Recompute one agreement dashboard slice in the background (stale while revalidate)."""
+    from annotation.agreement.cache import refresh_dashboard
+
+    refresh_dashboard(slice_fields=slice_fields, target=target)

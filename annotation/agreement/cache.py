@@ -1,33 +1,100 @@
 """Cached dashboards, keyed by the slice and a fingerprint of the data they rest on.
 
 The fingerprint (queries.data_fingerprint) checksums every review, adjudication, judgement,
-campaign pair and final label with portable integer aggregates, so any write, undo or delete, by any code
-path (services, admin, bulk updates), changes the key: nothing has to remember to invalidate.
+campaign pair and final label with portable integer aggregates, so any write, undo or delete,
+by any code path (services, admin, bulk updates), changes the key: nothing has to remember to
+invalidate.
+
+Stale while revalidate: when the data changed and the slice's last computation took longer
+than ``settings.SPAVL_AGREEMENT_INLINE_S``, the previous figures are served, marked stale with
+their "as of" time, while a Celery task recomputes them (one at a time per slice). Small data
+is always recomputed inline, so the figures shown are fresh wherever that is cheap.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from dataclasses import asdict
+from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
 from annotation.agreement import queries
 from annotation.agreement.dashboard import DEFAULT_TARGET, build_dashboard
 from annotation.agreement.queries import AgreementSlice
 
 TIMEOUT_S = 24 * 3600
+REFRESH_LOCK_S = 10 * 60  # a refresh that died frees its slice after this
+INLINE_S = 1.0  # default of settings.SPAVL_AGREEMENT_INLINE_S
 
 
 def data_version() -> str:
     return hashlib.sha256(repr(queries.data_fingerprint()).encode()).hexdigest()[:16]
 
 
-def cached_dashboard(*, slice_: AgreementSlice, target: float = DEFAULT_TARGET) -> dict[str, Any]:
-    """The slice's dashboard, computed once per version of the data."""
-    key = f"agreement:1:{data_version()}:{slice_.cache_key()}:{target:.4f}"
-    result: dict[str, Any] | None = cache.get(key)
-    if result is None:
-        result = build_dashboard(slice_=slice_, target=target)
-        cache.set(key, result, TIMEOUT_S)
+def _key(*, slice_: AgreementSlice, target: float, version: str) -> str:
+    return f"agreement:2:{version}:{slice_.cache_key()}:{target:.4f}"
+
+
+def compute_and_store(
+    *, slice_: AgreementSlice, target: float, version: str | None = None
+) -> dict[str, Any]:
+    """Compute the slice's dashboard, stamp it (as of, data version, seconds) and cache it
+    both under its version and as the slice's latest."""
+    version = version or data_version()
+    started = time.perf_counter()
+    result = build_dashboard(slice_=slice_, target=target)
+    result["freshness"] = {
+        "as_of": timezone.now().isoformat(timespec="seconds"),
+        "version": version,
+        "compute_s": round(time.perf_counter() - started, 3),
+        "stale": False,
+    }
+    cache.set_many(
+        {
+            _key(slice_=slice_, target=target, version=version): result,
+            _key(slice_=slice_, target=target, version="latest"): result,
+        },
+        TIMEOUT_S,
+    )
     return result
+
+
+def cached_dashboard(*, slice_: AgreementSlice, target: float = DEFAULT_TARGET) -> dict[str, Any]:
+    """The slice's dashboard for the current data, or its previous figures marked stale while
+    a background recompute runs (see the module docstring)."""
+    version = data_version()
+    result: dict[str, Any] | None = cache.get(_key(slice_=slice_, target=target, version=version))
+    if result is not None:
+        return result
+    latest: dict[str, Any] | None = cache.get(_key(slice_=slice_, target=target, version="latest"))
+    inline_s = getattr(settings, "SPAVL_AGREEMENT_INLINE_S", INLINE_S)
+    if latest is None or latest["freshness"]["compute_s"] < inline_s:
+        return compute_and_store(slice_=slice_, target=target, version=version)
+    _enqueue_refresh(slice_=slice_, target=target)
+    return latest | {"freshness": latest["freshness"] | {"stale": True}}
+
+
+def _enqueue_refresh(*, slice_: AgreementSlice, target: float) -> None:
+    from annotation.tasks import refresh_agreement_dashboard
+
+    # Debounced: while one refresh of the slice is queued or running, writes enqueue nothing.
+    if cache.add(f"agreement:refreshing:{slice_.cache_key()}:{target:.4f}", 1, REFRESH_LOCK_S):
+        fields = asdict(slice_) | {"week": slice_.week.isoformat() if slice_.week else None}
+        refresh_agreement_dashboard.delay_on_commit(  # type: ignore[attr-defined]  # Celery 5.4
+            slice_fields=fields, target=target
+        )
+
+
+def refresh_dashboard(*, slice_fields: dict[str, Any], target: float) -> None:
+    """Recompute a slice's dashboard for the current data (the Celery task's body)."""
+    week = slice_fields.get("week")
+    slice_ = AgreementSlice(**slice_fields | {"week": date.fromisoformat(week) if week else None})
+    try:
+        compute_and_store(slice_=slice_, target=target)
+    finally:
+        cache.delete(f"agreement:refreshing:{slice_.cache_key()}:{target:.4f}")

@@ -266,9 +266,12 @@ def _calibration(rows: list[tuple[Any, ...]], *, target: float) -> dict[str, Any
     chose_a = np.repeat([bool(r[1]) for r in rows], [int(r[2]) for r in rows])
     confidence = np.maximum(p, 1 - p)
     correct = (p > 0.5) == chose_a
-    clipped = np.clip(p, 1e-6, 1 - 1e-6)
+    # The SQL rows already group equal (p, label) items: fit on them with their counts.
+    clipped = np.clip([float(r[0]) for r in rows], 1e-6, 1 - 1e-6)
     temperature = fit_temperature(
-        scores=np.log(clipped / (1 - clipped)).tolist(), labels=chose_a.tolist()
+        scores=np.log(clipped / (1 - clipped)),
+        labels=[bool(r[1]) for r in rows],
+        counts=[int(r[2]) for r in rows],
     )
     threshold = confidence_threshold_for_agreement(
         confidences=confidence, correct=correct, target=target

@@ -258,6 +258,9 @@ def load_slice(*, slice_: AgreementSlice) -> None:
     with connection.cursor() as cursor:
         cursor.execute(reviews, params)
         cursor.execute(pairs, params)
+        # Temporary tables get no automatic statistics; without them the joins plan badly.
+        cursor.execute("ANALYZE agr_review")
+        cursor.execute("ANALYZE agr_pair")
 
 
 def keep_only_pairs(*, pair_ids: list[int]) -> None:

@@ -475,38 +475,43 @@ def expected_calibration_error(
     return Estimate(estimate=float(sum(gaps) / n), n=n)
 
 
-def fit_temperature(*, scores: Sequence[float], labels: Sequence[bool]) -> TemperatureFit:
+def fit_temperature(
+    *, scores: Sequence[float], labels: Sequence[bool], counts: Sequence[int] | None = None
+) -> TemperatureFit:
     """Maximum-likelihood T for P(label) = sigmoid(score / T), a logistic regression in 1 / T
     without intercept, by safeguarded Newton; T stays within TEMPERATURE_BOUNDS (separable
-    data would send it to 0)."""
+    data would send it to 0). ``counts`` gives how many items share each (score, label)."""
     score, label = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
-    if score.shape != label.shape:
-        raise ValueError("need one label per score")
-    if score.size == 0:
+    times = np.ones_like(score) if counts is None else np.asarray(counts, dtype=float)
+    if score.shape != label.shape or times.shape != score.shape:
+        raise ValueError("need one label (and count) per score")
+    n = int(times.sum())
+    if n == 0:
         return TemperatureFit(estimate=None, n=0, withheld=Withheld.EMPTY)
-    if not np.any(score):
-        return TemperatureFit(estimate=None, n=score.size, withheld=Withheld.NO_VARIATION)
+    if not np.any(score[times > 0]):
+        return TemperatureFit(estimate=None, n=n, withheld=Withheld.NO_VARIATION)
+    weighted = score * times
 
     def slope_and_curvature(inverse_t: float) -> tuple[float, float]:
         probability = 0.5 * (1 + np.tanh(inverse_t * score / 2))  # sigmoid without overflow
-        curvature = -(score**2) @ (probability * (1 - probability))
-        return float(score @ (label - probability)), float(curvature)
+        curvature = -(weighted * score) @ (probability * (1 - probability))
+        return float(weighted @ (label - probability)), float(curvature)
 
     # The log-likelihood is concave in 1 / T, so its slope falls: bracket the root, then Newton.
     low, high = 1 / TEMPERATURE_BOUNDS[1], 1 / TEMPERATURE_BOUNDS[0]
     if slope_and_curvature(high)[0] >= 0:
-        return TemperatureFit(estimate=TEMPERATURE_BOUNDS[0], n=score.size, at_bound=True)
+        return TemperatureFit(estimate=TEMPERATURE_BOUNDS[0], n=n, at_bound=True)
     if slope_and_curvature(low)[0] <= 0:
-        return TemperatureFit(estimate=TEMPERATURE_BOUNDS[1], n=score.size, at_bound=True)
+        return TemperatureFit(estimate=TEMPERATURE_BOUNDS[1], n=n, at_bound=True)
     inverse_t = 1.0
     for _ in range(200):
         slope, curvature = slope_and_curvature(inverse_t)
         low, high = (inverse_t, high) if slope > 0 else (low, inverse_t)
         step = inverse_t - slope / curvature if curvature < 0 else math.nan
         inverse_t = step if low < step < high else (low + high) / 2
-        if high - low < 1e-12 * inverse_t or abs(slope) < 1e-12 * score.size:
+        if high - low < 1e-12 * inverse_t or abs(slope) < 1e-12 * n:
             break
-    return TemperatureFit(estimate=1 / inverse_t, n=score.size)
+    return TemperatureFit(estimate=1 / inverse_t, n=n)
 
 
 def confidence_threshold_for_agreement(

@@ -148,3 +148,36 @@ def test_it_ignores_malformed_filters(spavl_taxonomy, staff_admin):
     response = logged_in(staff_admin).get("/agreement/?node=x&week=nonsense&target=7")
     assert response.status_code == 200
     assert response.context["result"]["slice"]["taxonomy_node_id"] is None
+
+
+def test_it_serves_slow_figures_stale_with_their_time_while_a_task_recomputes(
+    spavl_taxonomy, staff_admin, people, settings, django_capture_on_commit_callbacks
+):
+    from spavl_web.celery import app as celery_app
+
+    reviews = seed(pairs=40, people=people[:1])
+    client = logged_in(staff_admin)
+    first = client.get("/agreement/").context["result"]
+    assert first["freshness"]["stale"] is False
+    review = reviews[0]
+    review.blind_verdict = "tie"
+    review.save(update_fields=["blind_verdict"])
+    # Every computation counts as slow: the changed data is served stale, and recomputed
+    # by one task however many views arrive meanwhile.
+    settings.SPAVL_AGREEMENT_INLINE_S = 0
+    previous, celery_app.conf.task_always_eager = celery_app.conf.task_always_eager, True
+    try:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            stale = client.get("/agreement/")
+            client.get("/api/v1/agreement/")
+        assert len(callbacks) == 1
+    finally:
+        celery_app.conf.task_always_eager = previous
+    result = stale.context["result"]
+    assert result["freshness"]["stale"] is True
+    assert result["judge_vs_people"] == first["judge_vs_people"]
+    assert b"being computed in the background" in stale.content
+    assert first["freshness"]["as_of"].encode() in stale.content
+    fresh = client.get("/agreement/").context["result"]
+    assert fresh["freshness"]["stale"] is False
+    assert fresh["judge_vs_people"]["confusion"] != first["judge_vs_people"]["confusion"]
