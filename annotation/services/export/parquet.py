@@ -72,29 +72,33 @@ def parquet_schema(split: str, *, provenance: bool) -> pa.Schema:
     return pa.schema([(column, _arrow_type(column)) for column in columns], metadata=metadata)
 
 
-def _value(row: ExportRow, column: str) -> Any:
-    values: dict[str, Any] = {
-        "question": row.question,
-        "chosen": row.first,
-        "rejected": row.second,
-        "response_a": row.first,
-        "response_b": row.second,
-        "image_name": row.image_name,
-        "pair_id": row.pair_id,
-        "final_label": row.final_label,
-        "chosen_model": row.first_model,
-        "rejected_model": row.second_model,
-        "model_a": row.first_model,
-        "model_b": row.second_model,
-        "judge_p_chosen": row.judge_p_first,
-        "judge_p_a": row.judge_p_first,
-        "class1": row.class_keys[0],
-        "class2": row.class_keys[1],
-        "class3": row.class_keys[2],
-    }
+# Where each column's value sits on an ExportRow ("image" is built from two fields).
+ROW_FIELDS = {
+    "question": "question",
+    "chosen": "first",
+    "rejected": "second",
+    "response_a": "first",
+    "response_b": "second",
+    "image_name": "image_name",
+    "pair_id": "pair_id",
+    "final_label": "final_label",
+    "chosen_model": "first_model",
+    "rejected_model": "second_model",
+    "model_a": "first_model",
+    "model_b": "second_model",
+    "judge_p_chosen": "judge_p_first",
+    "judge_p_a": "judge_p_first",
+}
+
+
+def _column_values(page: list[ExportRow], column: str) -> list[Any]:
     if column == "image":
-        return {"bytes": row.image_bytes, "path": row.image_name}
-    return values[column]
+        return [{"bytes": row.image_bytes, "path": row.image_name} for row in page]
+    if column in CLASSES:
+        level = CLASSES.index(column)
+        return [row.class_keys[level] for row in page]
+    field = ROW_FIELDS[column]
+    return [getattr(row, field) for row in page]
 
 
 def write_parquet_shard(
@@ -134,6 +138,6 @@ def write_parquet_shard(
 
 
 def _table(page: list[ExportRow], schema: pa.Schema) -> pa.Table:
-    columns = [[_value(row, name) for row in page] for name in schema.names]
+    columns = [_column_values(page, name) for name in schema.names]
     arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -146,7 +146,8 @@ def build_export_plan(spec: ExportSpec, *, export_format: str) -> ExportPlan:
         )
         if row[0] in image_ids
     }
-    deciding = [PairKey(r[0], r[2], r[3]) for r in selected if r[1] not in spec.separate_labels]
+    separate = spec.separate_labels
+    deciding = [PairKey(r[0], r[2], r[3]) for r in selected if r[1] not in separate]
     groups = near_duplicate_groups(
         (ImageHash(image_id, meta[0], meta[1]) for image_id, meta in images.items()),
         max_distance=spec.near_duplicate_distance,

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from django.db import connection
 from django.db.models import OuterRef, Subquery
 
@@ -76,8 +77,13 @@ def _read_page(plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec) -
 
 
 def _image_bytes(image_ids: list[int]) -> dict[int, bytes]:
-    # Raw SQL: the ORM would wrap each bytea in a memoryview and copy it once more.
-    with connection.cursor() as cursor:
+    # A raw psycopg cursor in binary format: bytea arrives as its bytes, not as hex text twice
+    # the size that PostgreSQL encodes and psycopg decodes (the image bytes are almost all of
+    # the export's volume); the ORM would also wrap each value in a memoryview and copy it.
+    # Django's cursors bind client-side, which has no binary results: take a plain one.
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.format = psycopg.pq.Format.BINARY
         cursor.execute("SELECT id, data FROM annotation_image WHERE id = ANY(%s)", [image_ids])
         return {image_id: bytes(data) for image_id, data in cursor.fetchall()}
 
