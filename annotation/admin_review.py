@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Count, F, Q
+from django.forms import BaseForm
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
@@ -13,9 +18,11 @@ from annotation.models import (
     Assignment,
     Campaign,
     CampaignPair,
+    QuestionType,
     Review,
     ReviewerSettings,
 )
+from annotation.services.assignment import CampaignRules, create_campaign
 
 
 def gold_accuracy(campaign: Campaign) -> list[tuple[str, int, int]]:
@@ -34,6 +41,63 @@ def gold_accuracy(campaign: Campaign) -> list[tuple[str, int, int]]:
     return [(r["reviewer__username"], r["correct"], r["answered"]) for r in rows]
 
 
+class CampaignCreateForm(forms.ModelForm[Campaign]):
+    """The admin's "add campaign" form: the selection and the rules, saved by create_campaign
+    (a plain save would skip the pair selection and the control-slice draw)."""
+
+    question_types = forms.MultipleChoiceField(
+        choices=QuestionType.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Empty: all.",
+    )
+    control_share = forms.FloatField(
+        initial=0.15, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    gold_rate = forms.FloatField(
+        initial=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    overlap = forms.IntegerField(initial=1, min_value=1, max_value=20)
+    lease_minutes = forms.IntegerField(initial=10, min_value=1, max_value=24 * 60)
+    seed = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**62,
+        help_text="Seed of the control-slice draw; empty: a random one (stored).",
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "reviewers",
+            "judge_run",
+            "taxonomy_nodes",
+            "question_types",
+            "flagged_only",
+            "overlap",
+            "lease_minutes",
+            "control_share",
+            "gold_rate",
+            "judge_policy",
+            "break_after_reviews",
+            "break_after_minutes",
+            "seed",
+        ]
+
+    def rules(self) -> CampaignRules:
+        data = self.cleaned_data
+        return CampaignRules(
+            overlap=data["overlap"],
+            lease_minutes=data["lease_minutes"],
+            control_share=data["control_share"],
+            gold_rate=data["gold_rate"],
+            judge_policy=data["judge_policy"],
+            break_after_reviews=data["break_after_reviews"],
+            break_after_minutes=data["break_after_minutes"],
+        )
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_display = ["name", "overlap", "lease_minutes", "control_share", "gold_rate", "is_active"]
@@ -46,6 +110,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         "flagged_only",
         "seed",
         "created_by",
+        "pairs_selected",
         "gold_accuracy_table",
     ]
     fields = [
@@ -62,8 +127,57 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         *readonly_fields,
     ]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # campaigns select pairs: annotation.services.assignment.create_campaign
+    add_form = CampaignCreateForm
+    add_fields = CampaignCreateForm.Meta.fields
+
+    def get_form(
+        self, request: HttpRequest, obj: Campaign | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Campaign]]:
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
+        return self.add_fields if obj is None else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
+        return () if obj is None else super().get_readonly_fields(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form: BaseForm, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        assert isinstance(form, CampaignCreateForm)
+        data = form.cleaned_data
+        campaign = create_campaign(
+            name=data["name"],
+            created_by=request.user,  # type: ignore[arg-type]
+            reviewers=data["reviewers"],
+            judge_run=data["judge_run"],
+            taxonomy_nodes=data["taxonomy_nodes"],
+            question_types=data["question_types"],
+            flagged_only=data["flagged_only"],
+            rules=form.rules(),
+            seed=data["seed"],
+        )
+        # The admin goes on with ``obj`` (history entry, redirect): make it the saved campaign.
+        obj.pk = campaign.pk
+        obj.refresh_from_db()
+        obj._state.adding = False
+        count = campaign.pairs.count()
+        self.message_user(
+            request, f"{count} pairs selected for “{campaign.name}”.", messages.SUCCESS
+        )
+
+    def save_related(
+        self, request: HttpRequest, form: BaseForm, formsets: Any, change: bool
+    ) -> None:
+        if change:  # on add, create_campaign already set reviewers and taxonomy nodes
+            super().save_related(request, form, formsets, change)
+
+    @admin.display(description="pairs selected")
+    def pairs_selected(self, obj: Campaign) -> int:
+        return obj.pairs.count()
 
     @admin.display(description="gold accuracy by reviewer")
     def gold_accuracy_table(self, obj: Campaign) -> SafeString | str:

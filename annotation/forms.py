@@ -56,5 +56,11 @@ class AdjudicationForm(forms.Form):
         return data
 
 
+class GoldVerdictForm(forms.Form):
+    """An adjudicator's known verdict, which makes the pair a gold pair of its campaign."""
+
+    gold_verdict = forms.ChoiceField(choices=Verdict.choices)
+
+
 class ReviewerSettingsForm(forms.Form):
     blur_images = forms.BooleanField(required=False)

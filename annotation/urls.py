@@ -18,4 +18,9 @@ urlpatterns = [
     path("settings/", views.reviewer_settings, name="reviewer_settings"),
     path("adjudication/", views.adjudication_queue, name="adjudication_queue"),
     path("adjudication/<int:adjudication_id>/", views.adjudication_page, name="adjudication"),
+    path(
+        "adjudication/<int:adjudication_id>/gold/",
+        views.adjudication_gold,
+        name="adjudication_gold",
+    ),
 ]

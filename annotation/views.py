@@ -18,7 +18,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation import access
 from annotation.exceptions import DomainError
-from annotation.forms import AdjudicationForm, ReviewerSettingsForm, ReviewForm
+from annotation.forms import (
+    AdjudicationForm,
+    GoldVerdictForm,
+    ReviewerSettingsForm,
+    ReviewForm,
+)
 from annotation.models import (
     Adjudication,
     Assignment,
@@ -311,6 +316,17 @@ def adjudication_page(request: HttpRequest, adjudication_id: int) -> HttpRespons
         else:
             messages.success(request, f"Pair {adjudication.pair_id} decided.")
             return redirect("annotation:adjudication_queue")
+    return _adjudication_page(request, adjudication, form=form)
+
+
+def _adjudication_page(
+    request: HttpRequest,
+    adjudication: Adjudication,
+    *,
+    form: AdjudicationForm | None = None,
+    gold_form: GoldVerdictForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     pair = adjudication.pair
     context = {
         "adjudication": adjudication,
@@ -323,6 +339,21 @@ def adjudication_page(request: HttpRequest, adjudication_id: int) -> HttpRespons
             pair=pair, campaign=adjudication.campaign_pair.campaign
         ),
         "subcategories": list(TaxonomyNode.objects.active().subcategories().with_paths()),
-        "form": form,
+        "form": form or AdjudicationForm(),
+        "gold_form": gold_form or GoldVerdictForm(),
     }
-    return render(request, "annotation/adjudication.html", context)
+    return render(request, "annotation/adjudication.html", context, status=status)
+
+
+@require_POST
+def adjudication_gold(request: HttpRequest, adjudication_id: int) -> HttpResponseBase:
+    """Make the adjudicated pair a gold pair of its campaign, with a known verdict."""
+    adjudication = access.access_adjudication(user=request.user, adjudication_id=adjudication_id)
+    form = GoldVerdictForm(request.POST)
+    if not form.is_valid():
+        return _adjudication_page(request, adjudication, gold_form=form, status=422)
+    assignments.mark_gold(
+        campaign_pair=adjudication.campaign_pair, verdict=form.cleaned_data["gold_verdict"]
+    )
+    messages.success(request, f"Pair {adjudication.pair_id} is now a gold pair.")
+    return redirect("annotation:adjudication", adjudication_id=adjudication.pk)

@@ -73,6 +73,7 @@ def test_the_access_matrix(client, world, persona):
         ("campaign", "post", reverse("annotation:campaign_next", args=[campaign.pk])),
         ("adjudication", "get", reverse("annotation:adjudication", args=[adjudication.pk])),
         ("adjudication", "get", reverse("annotation:adjudication_queue")),
+        ("adjudication", "post", reverse("annotation:adjudication_gold", args=[adjudication.pk])),
     ]
     for kind, method, url in targets:
         response = _call(client, method, url)
@@ -87,7 +88,8 @@ def test_the_access_matrix(client, world, persona):
 
 @pytest.mark.parametrize(
     "name",
-    [name for _, name in ASSIGNMENT_URLS] + ["annotation:campaign_next", "annotation:adjudication"],
+    [name for _, name in ASSIGNMENT_URLS]
+    + ["annotation:campaign_next", "annotation:adjudication", "annotation:adjudication_gold"],
 )
 def test_a_missing_object_is_404_even_for_an_admin(client, world, name):
     client.force_login(world["personas"]["admin"])
