@@ -10,6 +10,7 @@ is written. Imported pairs carry the source's decision as their initial final la
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.contrib.auth.models import User
@@ -86,13 +87,22 @@ def import_file(
             split=split,
             model_name=model_name,
         )
-        batch.sha256, batch.split = file_digest(source.files), source.split
+        batch.split = source.split
         report = report_path or default_report_path(batch)
         batch.report_path = str(report)
-        batch.save(update_fields=["sha256", "split", "report_path"])
+        batch.save(update_fields=["split", "report_path"])
         if on_start is not None:
             on_start(source.total or 0)
-        return run_rows(batch=batch, rows=source.rows(), report_path=report, progress=progress)
+        # Hashing a large file takes seconds: another thread does it while the rows are written.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-digest") as pool:
+            digest = pool.submit(file_digest, source.files)
+            try:
+                return run_rows(
+                    batch=batch, rows=source.rows(), report_path=report, progress=progress
+                )
+            finally:
+                batch.sha256 = digest.result()
+                batch.save(update_fields=["sha256"])
     except ImportFileError as error:
         fail_batch(batch, message=str(error))
         raise

@@ -1,11 +1,12 @@
 """The shared import pipeline: batch lifecycle, image validation, chunked writes, the report.
 
 Rows arrive from a reader as :class:`ImportRow` or :class:`BadRow`. They are grouped in chunks;
-each chunk's images are hashed and validated first (cached by SHA-256 for the run), existing keys
-are looked up in bulk, and the new rows are written with ``bulk_create`` in one transaction. Only
-when that transaction fails does the chunk fall back to one savepoint per row, so a bad row is
-rejected on its own and no row is ever half-written (its image, question, responses and pair
-commit together or not at all).
+each chunk's new images are validated first (once per SHA-256 for the run), then the rows are
+written in one transaction: on PostgreSQL by multi-row INSERT ... ON CONFLICT statements
+(``postgres.py``), elsewhere (SQLite, the embedded demo) through the ORM (``orm.py``). Only when
+that transaction fails does the chunk fall back to one savepoint per row, so a bad row is rejected
+on its own and no row is ever half-written (its image, question, responses and pair commit
+together or not at all).
 """
 
 from __future__ import annotations
@@ -15,34 +16,42 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DatabaseError, reset_queries, transaction
+from django.db import DatabaseError, connection, reset_queries, transaction
 from django.utils import timezone
 
 from annotation.exceptions import ImageRejected, ImportFileError
-from annotation.models import (
-    FinalLabel,
-    Image,
-    ImportBatch,
-    ImportStatus,
-    Pair,
-    PairOrigin,
-    Question,
-    Response,
-    Side,
-    text_digest,
-)
+from annotation.models import Image, ImportBatch, ImportStatus
 from annotation.services.images import inspect_image
-from annotation.services.imports.rows import BadRow, ImportRow
+from annotation.services.imports.orm import write_rows_orm
+from annotation.services.imports.postgres import write_rows_postgresql
+from annotation.services.imports.readahead import read_ahead
+from annotation.services.imports.rows import BadRow, ImportRow, NewImage
 
-CHUNK_SIZE = 500
-IMAGE_INSERT_BATCH = 50
+CHUNK_SIZE = 2000
+# New image bytes a chunk may hold before it is written (rows of stored images hold none).
+CHUNK_IMAGE_BYTES = 64 << 20
+# Image bytes the reader thread may hold ahead of the writer.
+READ_AHEAD_BYTES = 32 << 20
 BATCH_ERRORS_KEPT = 100
 ImageMeta = tuple[str, int, int, int]  # format, width, height, dhash
 Progress = Callable[[int], None]
+
+
+class WriteRows(Protocol):
+    """Write good rows in the caller's transaction; return (created flag per row, new image ids)."""
+
+    def __call__(
+        self,
+        *,
+        rows: list[ImportRow],
+        images: list[NewImage],
+        image_ids: dict[str, int],
+        batch: ImportBatch,
+    ) -> tuple[list[bool], dict[str, int]]: ...
 
 
 def file_digest(files: Iterable[Path]) -> str:
@@ -58,6 +67,10 @@ def file_digest(files: Iterable[Path]) -> str:
 def default_report_path(batch: ImportBatch) -> Path:
     stamp = batch.started_at.strftime("%Y%m%dT%H%M%S")
     return Path(settings.VAR_DIR) / "import-reports" / f"import-{batch.pk}-{stamp}.csv"
+
+
+def rows_writer() -> WriteRows:
+    return write_rows_postgresql if connection.vendor == "postgresql" else write_rows_orm
 
 
 @dataclass
@@ -77,8 +90,38 @@ class ChunkWriter:
         self.counts = _Counts()
         self._report = csv.writer(report)
         self._report.writerow(["row", "reason"])
+        self._write_rows = rows_writer()
         self._image_checks: dict[str, ImageMeta | str] = {}
         self.image_ids: dict[str, int] = {}
+        self._chunk: list[ImportRow | BadRow] = []
+        self._chunk_images: dict[str, bytes] = {}
+        self._chunk_bytes = 0
+
+    def prepare(self, item: ImportRow | BadRow) -> int:
+        """Run by the reader thread: drop stored images' bytes, check new images once.
+
+        Returns the bytes the row still holds. ``image_ids`` only grows, and only with images
+        already written, so a row whose bytes are dropped here never needs them again.
+        """
+        if not isinstance(item, ImportRow):
+            return 0
+        if item.image_sha256 in self.image_ids:
+            item.image = b""
+        elif item.image_sha256 not in self._image_checks:
+            self._image_checks[item.image_sha256] = self._inspect(item.image)
+        return len(item.image)
+
+    def hold(self, item: ImportRow | BadRow) -> bool:
+        """Add a row to the chunk; True when the chunk is full and should be written."""
+        if isinstance(item, ImportRow):
+            sha = item.image_sha256
+            if sha not in self.image_ids and sha not in self._chunk_images:
+                self._chunk_images[sha] = item.image
+                self._chunk_bytes += len(item.image)
+            # One copy per new image is kept above; a row needs its SHA-256, not its bytes.
+            item.image = b""
+        self._chunk.append(item)
+        return len(self._chunk) >= CHUNK_SIZE or self._chunk_bytes >= CHUNK_IMAGE_BYTES
 
     def reject(self, number: int, reason: str) -> None:
         self.counts.rejected += 1
@@ -86,30 +129,49 @@ class ChunkWriter:
         if len(self.counts.errors) < BATCH_ERRORS_KEPT:
             self.counts.errors.append({"row": number, "reason": reason})
 
-    def write_chunk(self, items: list[ImportRow | BadRow]) -> None:
+    def write_chunk(self) -> int:
+        """Write the rows held so far; return how many."""
+        items, chunk_images = self._chunk, self._chunk_images
+        self._chunk, self._chunk_images, self._chunk_bytes = [], {}, 0
         self.counts.read += len(items)
         good: list[ImportRow] = []
-        for item in self._check_images(items):
+        for item in self._check_images(items, chunk_images):
             if isinstance(item, BadRow):
                 self.reject(item.number, item.reason)
             else:
                 good.append(item)
+        if good:
+            self._write_good(good, self._new_images(good, chunk_images))
+        return len(items)
+
+    def _write_good(self, rows: list[ImportRow], images: list[NewImage]) -> None:
         try:
             with transaction.atomic():
-                created, image_ids = _write_rows(good, writer=self)
+                created, image_ids = self._write_rows(
+                    rows=rows, images=images, image_ids=self.image_ids, batch=self.batch
+                )
         except DatabaseError:
-            created, image_ids = self._write_one_by_one(good)
-        self.image_ids.update(image_ids)
+            created, image_ids = self._write_one_by_one(rows, images)
+        self._remember(image_ids)
         self.counts.created += sum(created)
         self.counts.existing += len(created) - sum(created)
 
-    def _write_one_by_one(self, rows: list[ImportRow]) -> tuple[list[bool], dict[str, int]]:
+    def _write_one_by_one(
+        self, rows: list[ImportRow], images: list[NewImage]
+    ) -> tuple[list[bool], dict[str, int]]:
+        by_sha = {image.sha256: image for image in images}
         created: list[bool] = []
         image_ids: dict[str, int] = {}
         for row in rows:
+            new = by_sha.get(row.image_sha256)
             try:
                 with transaction.atomic():
-                    flags, ids = _write_rows([row], writer=self)
+                    flags, ids = self._write_rows(
+                        rows=[row],
+                        images=[new] if new and new.sha256 not in self.image_ids else [],
+                        image_ids=self.image_ids,
+                        batch=self.batch,
+                    )
             except DatabaseError as error:
                 self.reject(row.number, f"database refused the row: {error}".strip())
                 continue
@@ -118,26 +180,48 @@ class ChunkWriter:
             self.image_ids.update(ids)
         return created, image_ids
 
-    def _check_images(self, items: list[ImportRow | BadRow]) -> Iterator[ImportRow | BadRow]:
-        unknown = {
-            item.image_sha256
-            for item in items
-            if isinstance(item, ImportRow)
-            and item.image_sha256 not in self.image_ids
-            and item.image_sha256 not in self._image_checks
-        }
-        if unknown:
-            stored = Image.objects.filter(sha256__in=unknown).values_list("sha256", "pk")
-            self.image_ids.update(stored)
+    def _remember(self, image_ids: dict[str, int]) -> None:
+        self.image_ids.update(image_ids)
+        for sha in image_ids:
+            # A stored image is never checked again: keep only the failures' reasons.
+            self._image_checks.pop(sha, None)
+
+    def _check_images(
+        self, items: list[ImportRow | BadRow], chunk_images: dict[str, bytes]
+    ) -> Iterator[ImportRow | BadRow]:
+        if chunk_images:
+            # Stored by an earlier import: no insert, whatever the check said.
+            stored = Image.objects.filter(sha256__in=list(chunk_images)).values_list("sha256", "pk")
+            self._remember(dict(stored))
         for item in items:
             if isinstance(item, BadRow) or item.image_sha256 in self.image_ids:
                 yield item
                 continue
             check = self._image_checks.get(item.image_sha256)
             if check is None:
-                check = self._inspect(item.image)
+                check = self._inspect(chunk_images[item.image_sha256])
                 self._image_checks[item.image_sha256] = check
             yield BadRow(item.number, check) if isinstance(check, str) else item
+
+    def _new_images(self, rows: list[ImportRow], chunk_images: dict[str, bytes]) -> list[NewImage]:
+        """The chunk's images not stored yet, named after the first row that shows each."""
+        images: dict[str, NewImage] = {}
+        for row in rows:
+            sha = row.image_sha256
+            if sha in self.image_ids or sha in images:
+                continue
+            image_format, width, height, dhash = self._image_meta(sha)
+            images[sha] = NewImage(
+                sha256=sha,
+                data=chunk_images[sha],
+                format=image_format,
+                width=width,
+                height=height,
+                dhash=dhash,
+                source_name=row.image_name[:500],
+                is_placeholder=row.image_is_placeholder,
+            )
+        return list(images.values())
 
     @staticmethod
     def _inspect(data: bytes) -> ImageMeta | str:
@@ -146,160 +230,10 @@ class ChunkWriter:
         except ImageRejected as error:
             return f"image rejected: {error}"
 
-    def image_meta(self, sha256: str) -> ImageMeta:
+    def _image_meta(self, sha256: str) -> ImageMeta:
         check = self._image_checks[sha256]
         assert not isinstance(check, str)
         return check
-
-
-def _write_rows(rows: list[ImportRow], *, writer: ChunkWriter) -> tuple[list[bool], dict[str, int]]:
-    """Write good rows; return (created flag per row, new image ids). Caller holds a transaction."""
-    batch = writer.batch
-    new_images = _create_images(rows, writer=writer)
-    image_ids = {**writer.image_ids, **new_images}
-    question_ids, question_created = _create_questions(rows, image_ids=image_ids, batch=batch)
-    row_questions = [
-        question_ids[(image_ids[row.image_sha256], row.question_sha256)] for row in rows
-    ]
-    response_ids, response_created = _create_responses(rows, row_questions, batch=batch)
-    pair_created = _create_pairs(rows, row_questions, response_ids, batch=batch)
-    created = []
-    for index, row in enumerate(rows):
-        if row.is_pair:
-            created.append(pair_created[index])
-        elif row.responses:
-            created.append(response_created[index])
-        else:
-            created.append(question_created[index])
-    return created, new_images
-
-
-def _create_images(rows: list[ImportRow], *, writer: ChunkWriter) -> dict[str, int]:
-    pending: dict[str, Image] = {}
-    for row in rows:
-        if row.image_sha256 in writer.image_ids or row.image_sha256 in pending:
-            continue
-        image_format, width, height, dhash = writer.image_meta(row.image_sha256)
-        pending[row.image_sha256] = Image(
-            sha256=row.image_sha256,
-            data=row.image,
-            format=image_format,
-            width=width,
-            height=height,
-            byte_size=len(row.image),
-            dhash=dhash,
-            source_name=row.image_name[:500],
-            is_placeholder=row.image_is_placeholder,
-        )
-    # Small insert batches: each image is ~100 KB and a 500-row INSERT would hold 50+ MB.
-    Image.objects.bulk_create(pending.values(), batch_size=IMAGE_INSERT_BATCH)
-    return {sha: image.pk for sha, image in pending.items()}
-
-
-def _create_questions(
-    rows: list[ImportRow], *, image_ids: dict[str, int], batch: ImportBatch
-) -> tuple[dict[tuple[int, str], int], list[bool]]:
-    keys = [(image_ids[row.image_sha256], row.question_sha256) for row in rows]
-    found = Question.objects.filter(
-        image_id__in={k[0] for k in keys}, text_sha256__in={k[1] for k in keys}
-    ).values_list("image_id", "text_sha256", "pk")
-    ids = {(image_id, sha): pk for image_id, sha, pk in found}
-    pending: dict[tuple[int, str], Question] = {}
-    created = []
-    for key, row in zip(keys, rows, strict=True):
-        is_new = key not in ids and key not in pending
-        created.append(is_new)
-        if is_new:
-            pending[key] = Question(
-                image_id=key[0],
-                text=row.question,
-                text_sha256=key[1],
-                question_type=row.question_type,
-                subcategory_id=row.subcategory_id,
-                import_batch=batch,
-            )
-    Question.objects.bulk_create(pending.values())
-    ids.update({key: question.pk for key, question in pending.items()})
-    return ids, created
-
-
-ResponseKey = tuple[int, str, str]
-
-
-def _create_responses(
-    rows: list[ImportRow], row_questions: list[int], *, batch: ImportBatch
-) -> tuple[dict[ResponseKey, int], list[bool]]:
-    found = Response.objects.filter(question_id__in=set(row_questions)).values_list(
-        "question_id", "model_name", "text_sha256", "pk"
-    )
-    ids = {(q, m, s): pk for q, m, s, pk in found}
-    pending: dict[ResponseKey, Response] = {}
-    created = []
-    for question_id, row in zip(row_questions, rows, strict=True):
-        any_new = False
-        for model_name, text in row.responses:
-            key = (question_id, model_name, text_digest(text))
-            if key in ids or key in pending:
-                continue
-            any_new = True
-            pending[key] = Response(
-                question_id=question_id,
-                model_name=model_name,
-                text=text,
-                text_sha256=key[2],
-                import_batch=batch,
-            )
-        created.append(any_new)
-    Response.objects.bulk_create(pending.values())
-    ids.update({key: response.pk for key, response in pending.items()})
-    return ids, created
-
-
-def _create_pairs(
-    rows: list[ImportRow],
-    row_questions: list[int],
-    response_ids: dict[ResponseKey, int],
-    *,
-    batch: ImportBatch,
-) -> list[bool]:
-    wanted: list[tuple[int, int, int] | None] = []
-    for question_id, row in zip(row_questions, rows, strict=True):
-        if not row.is_pair:
-            wanted.append(None)
-            continue
-        chosen, rejected = (
-            response_ids[(question_id, model, text_digest(text))] for model, text in row.responses
-        )
-        wanted.append((question_id, chosen, rejected))
-    question_set = {w[0] for w in wanted if w}
-    found = Pair.objects.filter(question_id__in=question_set).values_list(
-        "response_a_id", "response_b_id"
-    )
-    existing = {frozenset(pair) for pair in found}
-    pending: list[Pair] = []
-    created = []
-    for want in wanted:
-        is_new = want is not None and frozenset(want[1:]) not in existing
-        created.append(is_new)
-        if want is not None and is_new:
-            existing.add(frozenset(want[1:]))
-            pending.append(_imported_pair(*want, batch=batch))
-    Pair.objects.bulk_create(pending)
-    return created
-
-
-def _imported_pair(question_id: int, chosen: int, rejected: int, *, batch: ImportBatch) -> Pair:
-    # Imports set the initial label directly (no FinalLabelChange row): the source decided it.
-    return Pair(
-        question_id=question_id,
-        response_a_id=chosen,
-        response_b_id=rejected,
-        origin=PairOrigin.IMPORTED,
-        import_batch=batch,
-        final_label=FinalLabel.IMPORTED,
-        final_chosen=Side.A,
-        final_label_at=timezone.now(),
-    )
 
 
 def start_batch(*, file_name: str, import_format: str, split: str, by: User | None) -> ImportBatch:
@@ -344,25 +278,23 @@ def run_rows(
     report_path.parent.mkdir(parents=True, exist_ok=True)
     with report_path.open("w", encoding="utf-8", newline="") as report:
         writer = ChunkWriter(batch=batch, report=report)
-        chunk: list[ImportRow | BadRow] = []
-        for item in rows:
-            chunk.append(item)
-            if len(chunk) >= CHUNK_SIZE:
-                _flush(writer, chunk, progress)
-                chunk = []
-        if chunk:
-            _flush(writer, chunk, progress)
+        for item in read_ahead(rows, prepare=writer.prepare, max_bytes=READ_AHEAD_BYTES):
+            if writer.hold(item):
+                _flush(writer, progress)
+        _flush(writer, progress)
     save_counts(batch, writer.counts, finished=True)
     return batch
 
 
-def _flush(writer: ChunkWriter, chunk: list[ImportRow | BadRow], progress: Progress | None) -> None:
-    writer.write_chunk(chunk)
+def _flush(writer: ChunkWriter, progress: Progress | None) -> None:
+    done = writer.write_chunk()
+    if not done:
+        return
     # With DEBUG on, Django keeps every query's SQL, image bytes included: keep memory flat.
     reset_queries()
     save_counts(writer.batch, writer.counts)
     if progress is not None:
-        progress(len(chunk))
+        progress(done)
 
 
 __all__ = ["ImportFileError", "file_digest", "run_rows", "start_batch"]

@@ -6,6 +6,7 @@ Readers never touch the database except through :class:`TaxonomyResolver`; the w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,10 +40,12 @@ class ImportRow:
     image_is_placeholder: bool = False
     image_sha256: str = field(init=False)
     question_sha256: str = field(init=False)
+    response_keys: tuple[tuple[str, str], ...] = field(init=False)  # (model name, text SHA-256)
 
     def __post_init__(self) -> None:
         self.image_sha256 = hashlib.sha256(self.image).hexdigest()
         self.question_sha256 = text_digest(self.question)
+        self.response_keys = tuple((model, text_digest(text)) for model, text in self.responses)
         if self.is_pair and self.responses[0] == self.responses[1]:
             raise RowRejected("chosen and rejected are the same response")
 
@@ -51,6 +54,20 @@ class ImportRow:
 class BadRow:
     number: int
     reason: str
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An image a chunk stores for the first time, already checked with Pillow."""
+
+    sha256: str
+    data: bytes
+    format: str
+    width: int
+    height: int
+    dhash: int
+    source_name: str
+    is_placeholder: bool
 
 
 def require_record(value: Any) -> Mapping[str, Any]:
@@ -122,10 +139,21 @@ class TaxonomyResolver:
 
     def from_image_path(self, name: str) -> int | None:
         """A ``class1/class2/class3/N.jpg`` path names its subcategory; other shapes name none."""
-        parts = PurePosixPath(name).parts
+        parts = _path_parts(name)
         if len(parts) != 4:
             return None
         return self.resolve(parts[0], parts[1], parts[2])
+
+
+def _path_parts(name: str) -> tuple[str, ...]:
+    """``PurePosixPath(name).parts``; the folder's parts are cached, as most rows share few."""
+    head, _, tail = name.rpartition("/")
+    return _folder_parts(head) + ((tail,) if tail not in ("", ".") else ())
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_parts(head: str) -> tuple[str, ...]:
+    return PurePosixPath(head).parts
 
 
 def read_image_file(*, root: Path, relative: str) -> bytes:
