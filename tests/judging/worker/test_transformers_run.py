@@ -33,5 +33,5 @@ def test_it_runs_a_tiny_vision_language_model_end_to_end(
     assert sorted(ok.values_list("pair_id", flat=True)) == [p.pk for p in pairs]
     assert Judgement.objects.get(pair=broken).status == JudgementStatus.FAILED
     for judgement in ok:
-        assert 0 <= judgement.p_a_better <= 1
+        assert judgement.p_a_better is not None and 0 <= judgement.p_a_better <= 1
         assert "torch" in judgement.library_versions
