@@ -33,9 +33,9 @@ from annotation.services.imports.rows import BadRow, ImportRow, NewImage
 
 CHUNK_SIZE = 2000
 # New image bytes a chunk may hold before it is written (rows of stored images hold none).
-CHUNK_IMAGE_BYTES = 64 << 20
+CHUNK_IMAGE_BYTES = 32 << 20
 # Image bytes the reader thread may hold ahead of the writer.
-READ_AHEAD_BYTES = 32 << 20
+READ_AHEAD_BYTES = 16 << 20
 BATCH_ERRORS_KEPT = 100
 ImageMeta = tuple[str, int, int, int]  # format, width, height, dhash
 Progress = Callable[[int], None]
