@@ -1,0 +1,441 @@
+"""Review load: 20 simulated reviewers against gunicorn, then a 50-way concurrent claim test.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
+        .venv/bin/python bench/review_load.py --pairs 100000 --reviewers 20 --seconds 60
+
+Seeds N pairs (COPY) into its own database (``spavl_bench_review``) and opens one campaign over
+them with ``create_campaign``; starts ``gunicorn spavl_web.wsgi`` on loopback with DEBUG off;
+drives the reviewers (one thread and one session each: log in, then claim next, render the
+review page, blind verdict, submit and next, as the htmx page does) for a bounded time and
+prints requests/s and p50/p95/p99 per request kind. Then 50 threads, each with its own
+connection, call ``claim_next_pair`` on a fresh campaign (overlap 1) until it is empty, marking
+each lease submitted; it prints claims/s and the number of pairs leased twice (must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from urllib.parse import urlencode
+
+BENCH_DB = "spavl_bench_review"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PASSWORD = "bench-password-1"
+QUESTION_TYPES = ["easy", "hardq", "hards", "unknown", "unknown"]  # "easy": 20 % of pairs
+
+
+def _bench_url() -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    return base.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+
+
+def _setup_django() -> None:
+    import dj_database_url
+    import psycopg
+
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    parsed = dj_database_url.parse(base)
+    with psycopg.connect(
+        host=parsed["HOST"],
+        port=parsed["PORT"] or 5432,
+        user=parsed["USER"],
+        password=parsed["PASSWORD"] or None,
+        dbname=parsed["NAME"],
+        autocommit=True,
+    ) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]
+        ).fetchone()
+        if not exists:
+            connection.execute(f"CREATE DATABASE {BENCH_DB}")
+    os.environ["DATABASE_URL"] = _bench_url()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spavl_web.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _jpeg(seed: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (seed % 256, seed // 256 % 256, 99)).save(buffer, "JPEG")
+    return buffer.getvalue() + f"bench image {seed}".encode()  # after EOI: unique, ignored
+
+
+def _copy(cursor, table: str, columns: list[str], rows) -> None:  # type: ignore[no-untyped-def]
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def seed(n: int) -> None:
+    """N pairs over 500 images, each with its own question and two responses."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from annotation.models import Pair, TaxonomyNode
+    from annotation.services.taxonomy import load_taxonomy
+
+    if not TaxonomyNode.objects.exists():
+        load_taxonomy()
+    have = Pair.objects.count()
+    if have >= n:
+        return
+    started, now = time.perf_counter(), timezone.now()
+    subcategories = list(TaxonomyNode.objects.active().subcategories().values_list("pk", flat=True))
+    with transaction.atomic(), connection.cursor() as cursor:
+        raw = cursor.cursor
+        next_id = {
+            table: raw.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
+            for table in ("annotation_image", "annotation_question", "annotation_response")
+        }
+        image_ids = [next_id["annotation_image"] + i for i in range(500)]
+        images = [_jpeg(have + i) for i in range(500)]
+        _copy(
+            raw,
+            "annotation_image",
+            ["id", "sha256", "data", "format", "width", "height", "byte_size", "dhash"]
+            + ["source_name", "is_placeholder", "created_at"],
+            (
+                (pk, hashlib.sha256(data).hexdigest(), data, "JPEG", 64, 48, len(data), 0)
+                + ("bench", False, now)
+                for pk, data in zip(image_ids, images, strict=True)
+            ),
+        )
+        count = n - have
+        q0, r0 = next_id["annotation_question"], next_id["annotation_response"]
+        text = "Bench question {} about the picture: what should one do here?\nSecond line."
+        _copy(
+            raw,
+            "annotation_question",
+            ["id", "image_id", "text", "text_sha256", "question_type", "subcategory_id"]
+            + ["taxonomy_version", "created_at"],
+            (
+                (q0 + i, image_ids[i % 500], text.format(q0 + i), f"{q0 + i:064x}")
+                + (QUESTION_TYPES[i % 5], subcategories[i % len(subcategories)], 0, now)
+                for i in range(count)
+            ),
+        )
+        answer = "Response {0} of the bench. " * 12
+        _copy(
+            raw,
+            "annotation_response",
+            ["id", "question_id", "model_name", "text", "text_sha256"],
+            (
+                (r0 + i, q0 + i // 2, f"model-{i % 2}", answer.format(r0 + i), f"{r0 + i:064x}")
+                for i in range(2 * count)
+            ),
+        )
+        _copy(
+            raw,
+            "annotation_pair",
+            ["question_id", "response_a_id", "response_b_id", "origin", "created_at"]
+            + ["final_label", "final_chosen"],
+            (
+                (q0 + i, r0 + 2 * i, r0 + 2 * i + 1, "imported", now, "imported", "a")
+                for i in range(count)
+            ),
+        )
+        for table in ("annotation_image", "annotation_question", "annotation_response"):
+            raw.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(f"seeded {count:,} pairs in {time.perf_counter() - started:.1f} s")
+
+
+def _reviewers(count: int, prefix: str):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.models import User
+
+    hashed = make_password(PASSWORD)
+    names = [f"{prefix}{i}" for i in range(count)]
+    existing = set(User.objects.filter(username__in=names).values_list("username", flat=True))
+    User.objects.bulk_create(
+        [User(username=name, password=hashed) for name in names if name not in existing]
+    )
+    return list(User.objects.filter(username__in=names).order_by("username"))
+
+
+def _campaign(*, name: str, reviewers, question_types=(), overlap: int = 1):  # type: ignore[no-untyped-def]
+    from annotation.services.assignment import CampaignRules, create_campaign
+
+    started = time.perf_counter()
+    campaign = create_campaign(
+        name=name,
+        created_by=None,
+        reviewers=reviewers,
+        question_types=question_types,
+        rules=CampaignRules(overlap=overlap),
+        seed=1,
+    )
+    took = time.perf_counter() - started
+    print(f"campaign {name!r}: {campaign.pairs.count():,} pairs in {took:.1f} s")
+    return campaign
+
+
+# --- the simulated reviewers -------------------------------------------------------------
+
+
+class Browser:
+    """One reviewer's session: cookies, CSRF header, one keep-alive connection."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, form: dict | None = None, htmx: bool = False):  # type: ignore[no-untyped-def]
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if "csrftoken" in self.cookies:
+            headers["X-CSRFToken"] = self.cookies["csrftoken"]
+        if htmx:
+            headers["HX-Request"] = "true"
+        body = None
+        if form is not None:
+            body = urlencode(form, doseq=True)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        content = response.read()
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        return response.status, dict(response.getheaders()), content
+
+    def log_in(self, username: str) -> None:
+        self.request("GET", "/accounts/login/")
+        status, _, _ = self.request(
+            "POST", "/accounts/login/", {"username": username, "password": PASSWORD}
+        )
+        assert status == 302, f"login failed for {username}: {status}"
+
+
+ASSIGNMENT = re.compile(rb'data-assignment="(\d+)"')
+
+
+def drive(
+    *, port: int, username: str, campaign_id: int, until: float, timings: dict, errors: list
+) -> None:
+    browser = Browser(port)
+    browser.log_in(username)
+
+    def timed(kind: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        status, headers, content = browser.request(*args, **kwargs)
+        timings[kind].append(time.perf_counter() - started)
+        if status >= 400:
+            errors.append((kind, status, content[:200]))
+        return status, headers, content
+
+    while time.monotonic() < until:
+        status, headers, _ = timed("claim next", "POST", f"/campaigns/{campaign_id}/next/", {})
+        location = headers.get("Location", "")
+        match = re.search(r"/assignments/(\d+)/", location)
+        if match is None:
+            return  # the campaign is empty
+        assignment = match.group(1)
+        timed("review page", "GET", f"/assignments/{assignment}/")
+        # The htmx page: blind verdict (partial with the reveal), then submit and next,
+        # which answers with the next pair's partial; the loop claims (resumes) it.
+        for _ in range(5):
+            timed(
+                "blind verdict",
+                "POST",
+                f"/assignments/{assignment}/verdict/",
+                {"verdict": "left", "active_seconds": 20},
+                htmx=True,
+            )
+            _, _, content = timed(
+                "submit and next",
+                "POST",
+                f"/assignments/{assignment}/submit/",
+                {"verdict": "right", "active_seconds": 25},
+                htmx=True,
+            )
+            found = ASSIGNMENT.search(content)
+            if found is None or time.monotonic() >= until:
+                break
+            assignment = found.group(1).decode()
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def run_load(
+    *, campaign_id: int, reviewers: list[str], seconds: int, workers: int, port: int
+) -> None:
+    env = os.environ | {
+        "DATABASE_URL": _bench_url(),
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "spavl_web.wsgi", "-w", str(workers)]
+        + ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/")
+                break
+            except OSError:
+                time.sleep(0.2)
+        timings: dict[str, list[float]] = defaultdict(list)
+        errors: list = []
+        until = time.monotonic() + seconds
+        threads = [
+            threading.Thread(
+                target=drive,
+                kwargs={
+                    "port": port,
+                    "username": name,
+                    "campaign_id": campaign_id,
+                    "until": until,
+                    "timings": timings,
+                    "errors": errors,
+                },
+            )
+            for name in reviewers
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    total = sum(len(v) for v in timings.values())
+    print(f"\n{len(reviewers)} reviewers, {workers} gunicorn workers, {elapsed:.0f} s:")
+    print(f"  {total:,} requests, {total / elapsed:.1f} requests/s, {len(errors)} errors")
+    print(f"  {'kind':<16}{'count':>7}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    for kind, values in timings.items():
+        p50, p95, p99 = (1000 * _percentile(values, s) for s in (0.5, 0.95, 0.99))
+        rate = len(values) / elapsed
+        print(f"  {kind:<16}{len(values):>7}{rate:>8.1f}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}")
+    for error in errors[:5]:
+        print("  error:", error)
+
+
+# --- 50-way concurrent claims ----------------------------------------------------------------
+
+
+def run_claims(*, threads: int) -> None:
+    from django.db import connections
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from annotation.models import Assignment, AssignmentStatus
+    from annotation.services.assignment import claim_next_pair
+
+    people = _reviewers(threads, "claimer")
+    campaign = _campaign(
+        name=f"claims {time.time():.0f}", reviewers=people, question_types=["easy"]
+    )
+    barrier = threading.Barrier(threads + 1)
+    claimed: list[int] = []
+    failures: list[BaseException] = []
+
+    def work(person) -> None:  # type: ignore[no-untyped-def]
+        mine = 0
+        try:
+            barrier.wait()
+            while (lease := claim_next_pair(campaign=campaign, reviewer=person)) is not None:
+                # Finish the lease cheaply, so the next claim leases a new pair.
+                Assignment.objects.filter(pk=lease.pk).update(
+                    status=AssignmentStatus.SUBMITTED, finished_at=timezone.now()
+                )
+                mine += 1
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            claimed.append(mine)
+            connections.close_all()
+
+    workers = [threading.Thread(target=work, args=(person,)) for person in people]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    per_pair = Counter(
+        dict(
+            Assignment.objects.filter(campaign=campaign)
+            .values_list("campaign_pair_id")
+            .annotate(n=Count("pk"))
+            .values_list("campaign_pair_id", "n")
+        )
+    )
+    duplicates = sum(1 for n in per_pair.values() if n > 1)
+    pairs = campaign.pairs.count()
+    left = campaign.pairs.filter(slots_left__gt=0).count()
+    print(f"\n{threads} threads claiming {pairs:,} pairs (overlap 1) until empty:")
+    print(f"  {sum(claimed):,} claims in {elapsed:.1f} s: {sum(claimed) / elapsed:,.0f} claims/s")
+    print(
+        f"  pairs leased twice: {duplicates}; pairs never leased: {left}; errors: {len(failures)}"
+    )
+    for failure in failures[:3]:
+        print("  error:", repr(failure))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=100_000)
+    parser.add_argument("--reviewers", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--claim-threads", type=int, default=50)
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--skip-claims", action="store_true")
+    args = parser.parse_args()
+    _setup_django()
+    seed(args.pairs)
+    if not args.skip_load:
+        people = _reviewers(args.reviewers, "bench")
+        campaign = _campaign(name=f"load {time.time():.0f}", reviewers=people)
+        from django.db import connections
+
+        connections.close_all()
+        run_load(
+            campaign_id=campaign.pk,
+            reviewers=[person.username for person in people],
+            seconds=args.seconds,
+            workers=args.workers,
+            port=args.port,
+        )
+    if not args.skip_claims:
+        run_claims(threads=args.claim_threads)
+    print(f"({os.cpu_count()} cores; one run)")
+
+
+if __name__ == "__main__":
+    main()
