@@ -18,6 +18,8 @@ from annotation.exceptions import ReviewError
 from annotation.models import (
     Assignment,
     AssignmentStatus,
+    LabelChange,
+    Question,
     Review,
     ReviewerSettings,
     ScreenVerdict,
@@ -26,6 +28,7 @@ from annotation.models import (
 )
 from annotation.services.assignment import renew_lease
 from annotation.services.final_label import settle_pair
+from annotation.services.taxonomy import relabel_question
 
 # Active time is measured in the browser; more than this per review is not believable.
 MAX_ACTIVE_SECONDS = 4 * 3600
@@ -78,7 +81,7 @@ def _live(assignment: Assignment, *, now: datetime) -> Assignment:
     is still free (renew_lease raises LeaseExpired otherwise)."""
     locked = (
         Assignment.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("campaign", "reviewer")
+        .select_related("campaign", "reviewer", "campaign_pair__pair__question")
         .get(pk=assignment.pk)
     )
     if locked.status not in (AssignmentStatus.LIVE, AssignmentStatus.EXPIRED):
@@ -165,13 +168,40 @@ def undo_review(*, assignment: Assignment, now: datetime | None = None) -> Assig
     assignment = Assignment.objects.select_for_update(no_key=True).get(pk=assignment.pk)
     if assignment.status != AssignmentStatus.SUBMITTED or assignment.expires_at <= now:
         raise ReviewError("only a review submitted within its lease can be undone")
-    Review.objects.filter(assignment=assignment).update(
+    review = Review.objects.select_related("pair__question").get(assignment=assignment)
+    Review.objects.filter(pk=review.pk).update(
         final_verdict="", submitted_at=None, changed_after_reveal=False
     )
     assignment.status, assignment.finished_at = AssignmentStatus.LIVE, None
     assignment.save(update_fields=["status", "finished_at"])
     settle_pair(campaign_pair=assignment.campaign_pair, by=assignment.reviewer)
+    if review.taxonomy_correction_id is not None:
+        _revert_correction(review=review, by=assignment.reviewer)
     return assignment
+
+
+def _revert_correction(*, review: Review, by: User) -> None:
+    """Take back the relabel an undone review's correction made, through relabel_question so
+    the label history keeps both steps; a later relabel by anyone else is left alone."""
+    question = Question.objects.get(pk=review.pair.question_id)
+    if question.subcategory_id != review.taxonomy_correction_id:
+        return
+    change = (
+        LabelChange.objects.filter(
+            question=question,
+            new_subcategory_id=review.taxonomy_correction_id,
+            reason__startswith="review correction",
+        )
+        .select_related("old_subcategory")
+        .order_by("-changed_at", "-id")
+        .first()
+    )
+    previous = change.old_subcategory if change is not None else None
+    if previous is None or previous.is_retired:
+        return  # nothing live to go back to: the correction stays, with its history
+    relabel_question(
+        question=question, subcategory=previous, reason="review correction undone", by=by
+    )
 
 
 def last_undoable(*, reviewer: User, now: datetime | None = None) -> Assignment | None:

@@ -10,6 +10,7 @@ from annotation.models import (
     TaxonomyNode,
 )
 from annotation.services.assignment import claim_next_pair
+from annotation.services.taxonomy import relabel_question
 from tests.factories import make_campaign, make_pair
 
 pytestmark = pytest.mark.django_db
@@ -104,6 +105,39 @@ def test_undo_reopens_the_last_review_at_the_confirm_step(signed_in, campaign, r
     assert labels in (["confirmed", "imported"], ["flipped", "imported"])
 
 
+def test_undo_reverts_the_taxonomy_correction_keeping_history(signed_in, campaign, reviewer):
+    lease = _claim(campaign, reviewer)
+    target = TaxonomyNode.objects.active().subcategories().get(key="harass")
+    data = {"verdict": "left", "taxonomy_correction": target.pk}
+    signed_in.post(reverse("annotation:blind_verdict", args=[lease.pk]), data)
+    signed_in.post(reverse("annotation:submit", args=[lease.pk]), data)
+    signed_in.post(reverse("annotation:undo", args=[lease.pk]))
+    question = lease.campaign_pair.pair.question
+    question.refresh_from_db()
+    assert question.subcategory.key == "bully"
+    history = [
+        (change.old_subcategory.key, change.new_subcategory.key, change.reason)
+        for change in LabelChange.objects.filter(question=question).order_by("pk")
+    ]
+    assert [(old, new) for old, new, _ in history] == [("bully", "harass"), ("harass", "bully")]
+    assert history[1][2] == "review correction undone"
+
+
+def test_undo_leaves_a_later_relabel_alone(signed_in, campaign, reviewer, staff_admin):
+    lease = _claim(campaign, reviewer)
+    nodes = TaxonomyNode.objects.active().subcategories()
+    data = {"verdict": "left", "taxonomy_correction": nodes.get(key="harass").pk}
+    signed_in.post(reverse("annotation:blind_verdict", args=[lease.pk]), data)
+    signed_in.post(reverse("annotation:submit", args=[lease.pk]), data)
+    question = lease.campaign_pair.pair.question
+    other = nodes.exclude(key__in=["harass", "bully"]).first()
+    relabel_question(question=question, subcategory=other, reason="admin fix", by=staff_admin)
+    signed_in.post(reverse("annotation:undo", args=[lease.pk]))
+    question.refresh_from_db()
+    assert question.subcategory == other
+    assert LabelChange.objects.filter(question=question).count() == 2
+
+
 def test_a_flag_other_needs_a_note(signed_in, campaign, reviewer):
     lease = _claim(campaign, reviewer)
     response = signed_in.post(
@@ -145,8 +179,13 @@ def test_next_and_submit_take_a_constant_number_of_queries(
     with django_assert_max_num_queries(11):
         signed_in.post(reverse("annotation:campaign_next", args=[campaign.pk]))
     lease = Assignment.objects.get()
-    signed_in.post(reverse("annotation:blind_verdict", args=[lease.pk]), {"verdict": "left"})
-    with django_assert_max_num_queries(34):
+    with django_assert_max_num_queries(14):
+        signed_in.post(
+            reverse("annotation:blind_verdict", args=[lease.pk]),
+            {"verdict": "left"},
+            HTTP_HX_REQUEST="true",
+        )
+    with django_assert_max_num_queries(33):
         response = signed_in.post(
             reverse("annotation:submit", args=[lease.pk]),
             {"verdict": "left"},
