@@ -41,17 +41,21 @@ SCHEMA = pa.schema(
     ]
 )
 IMPORT_CHILD = """
-import json, resource, sys, time
+import json, os, sys, time
 from pathlib import Path
 import django
 django.setup()
 from annotation.services.imports import import_file
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 batch = import_file(path=Path(sys.argv[1]), import_format="spavl-parquet")
-elapsed = time.perf_counter() - started
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+# VmHWM is this process's own peak: ru_maxrss would also count the parent's memory, which a
+# vfork-started child inherits until exec (the parent holds the generated dataset).
+status = Path("/proc/self/status").read_text()
+rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 print(json.dumps({"rows": batch.rows_read, "created": batch.rows_created,
-                  "rejected": batch.rows_rejected, "seconds": elapsed, "rss_kb": rss}))
+                  "rejected": batch.rows_rejected, "seconds": elapsed, "rss_kb": rss,
+                  "cpu_seconds": cpu, "load": os.getloadavg()[0]}))
 """
 
 
@@ -129,12 +133,19 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=ROOT / "var" / "bench")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
-    print(f"{'N':>8} {'file MB':>9} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12}")
+    # CPU seconds are the importing process's own (threads included, PostgreSQL not); the load
+    # average says how much else the machine was running, as timings here vary with it.
+    print(
+        f"{'N':>8} {'file MB':>9} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12} "
+        f"{'CPU s':>7} {'load':>5}"
+    )
     for rows in args.sizes:
         r = run(rows, args.images, args.folder)
+        if r["rows"] != rows or r["rejected"]:
+            raise SystemExit(f"imported {r['rows']} rows, {r['rejected']} rejected, of {rows}")
         print(
             f"{rows:>8} {r['file_mb']:>9.0f} {r['seconds']:>8.1f} {rows / r['seconds']:>8.0f} "
-            f"{r['rss_kb'] / 1024:>12.0f}",
+            f"{r['rss_kb'] / 1024:>12.0f} {r['cpu_seconds']:>7.1f} {r['load']:>5.1f}",
             flush=True,
         )
 
