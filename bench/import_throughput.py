@@ -1,7 +1,7 @@
 """Import throughput: synthetic SPA-VL train parquet with ~80 KB JPEGs into PostgreSQL.
 
 Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-           .venv/bin/python bench/import_throughput.py [N ...] [--images 3000]
+           .venv/bin/python bench/import_throughput.py [N ...] [--images 3000] [--keep-files]
 
 For each N it writes a parquet file (row groups of 100, like Hugging Face), recreates the database
 ``spavl_bench`` (migrate + load_taxonomy), imports the file in a fresh subprocess and prints rows/s
@@ -108,9 +108,10 @@ def bench_env() -> dict[str, str]:
     return env
 
 
-def run(rows: int, images: int, folder: Path) -> dict[str, float]:
-    path = folder / f"bench-{rows}.parquet"
-    write_dataset(path=path, rows=rows, images=images)
+def run(rows: int, images: int, folder: Path, *, keep_files: bool) -> dict[str, float]:
+    path = folder / f"bench-{rows}-{images}.parquet"
+    if not (keep_files and path.exists()):
+        write_dataset(path=path, rows=rows, images=images)
     env = bench_env()
     output = subprocess.run(
         [sys.executable, "-c", IMPORT_CHILD, str(path)],
@@ -122,7 +123,8 @@ def run(rows: int, images: int, folder: Path) -> dict[str, float]:
     ).stdout
     result = json.loads(output.strip().splitlines()[-1])
     result["file_mb"] = path.stat().st_size / 1e6
-    path.unlink()
+    if not keep_files:
+        path.unlink()
     return result
 
 
@@ -131,6 +133,9 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--folder", type=Path, default=ROOT / "var" / "bench")
+    parser.add_argument(
+        "--keep-files", action="store_true", help="keep the parquet files and reuse them next time"
+    )
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     # CPU seconds are the importing process's own (threads included, PostgreSQL not); the load
@@ -140,7 +145,7 @@ def main() -> None:
         f"{'CPU s':>7} {'load':>5}"
     )
     for rows in args.sizes:
-        r = run(rows, args.images, args.folder)
+        r = run(rows, args.images, args.folder, keep_files=args.keep_files)
         if r["rows"] != rows or r["rejected"]:
             raise SystemExit(f"imported {r['rows']} rows, {r['rejected']} rejected, of {rows}")
         print(
