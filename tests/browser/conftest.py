@@ -24,15 +24,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def allow_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-    still synchronous and safe. Scoped to browser tests so it never leaks into the rest."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """One browser per test module. Playwright's sync API keeps an event loop running in this
+    thread while it lives, and Django then refuses ORM calls that are in fact synchronous and
+    safe: allow them exactly as long as the browser lives, so nothing leaks into other tests."""
     if not CHROMIUM.exists():
         message = f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`"
         if os.environ.get("CI", "").lower() == "true":
@@ -40,7 +36,8 @@ def chromium() -> Iterator[Any]:
         pytest.skip(f"{message}; browser tests skipped outside CI")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
