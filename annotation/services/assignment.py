@@ -4,7 +4,9 @@ Claiming follows one rule set, in one transaction: a reviewer's live lease is ha
 before anything new; stale leases return their slot to the pool; a pair is never offered twice
 to one reviewer and never holds more than ``overlap`` live leases plus submitted reviews.
 Candidates are locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent
-reviewers never wait on one another; on SQLite the IMMEDIATE transaction mode serialises them.
+reviewers never wait on one another; there a claim is one SQL statement, and stale leases are
+swept at most every few seconds. On SQLite (the embedded demo) the same rules run through the
+ORM, and the IMMEDIATE transaction mode serialises claims.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -202,20 +204,158 @@ def claim_next_pair(
     the campaign has nothing left for them. ``after`` is the assignment on screen: a lease
     other than it is returned (that is how the next pair is prefetched)."""
     now, rng = now or timezone.now(), rng or _system_random
-    with transaction.atomic():
-        existing = Assignment.objects.live(now=now).filter(reviewer=reviewer, campaign=campaign)
-        if after is not None:
-            existing = existing.exclude(pk=after.pk)
-        if (lease := existing.first()) is not None:
-            return lease
-        _return_stale_leases(campaign=campaign, now=now)
-        for pool in _pools(campaign=campaign, rng=rng):
-            if (
-                campaign_pair := _pick(campaign=campaign, reviewer=reviewer, pool=pool)
-            ) is not None:
-                campaign_pair.campaign = campaign
-                return _lease(campaign_pair=campaign_pair, reviewer=reviewer, now=now, rng=rng)
-        return None
+    # The one place the two claim paths part: one SQL statement on PostgreSQL, the ORM on
+    # SQLite (the embedded demo). Both follow the rules in the module docstring.
+    claim = _claim_by_sql if connection.vendor == "postgresql" else _claim_by_orm
+    lease = claim(campaign=campaign, reviewer=reviewer, after=after, now=now, rng=rng)
+    if lease is not None:
+        lease.campaign = campaign
+    return lease
+
+
+@transaction.atomic
+def _claim_by_orm(
+    *,
+    campaign: Campaign,
+    reviewer: User,
+    after: Assignment | None,
+    now: datetime,
+    rng: random.Random,
+) -> Assignment | None:
+    existing = Assignment.objects.live(now=now).filter(reviewer=reviewer, campaign=campaign)
+    if after is not None:
+        existing = existing.exclude(pk=after.pk)
+    if (lease := existing.first()) is not None:
+        return lease
+    _return_stale_leases(campaign=campaign, now=now)
+    for pool in _pools(campaign=campaign, rng=rng):
+        if (campaign_pair := _pick(campaign=campaign, reviewer=reviewer, pool=pool)) is not None:
+            campaign_pair.campaign = campaign
+            return _lease(campaign_pair=campaign_pair, reviewer=reviewer, now=now, rng=rng)
+    return None
+
+
+# How often one process returns a campaign's stale leases to the pool on PostgreSQL: a lapsed
+# lease waits at most this long, and claims in between skip the sweep.
+STALE_SWEEP_INTERVAL = timedelta(seconds=5)
+_last_sweep: dict[int, datetime] = {}
+
+_SWEEP_SQL = """
+WITH stale AS (
+    UPDATE annotation_assignment SET status = 'expired', finished_at = %(now)s
+    WHERE id IN (
+        SELECT id FROM annotation_assignment
+        WHERE campaign_id = %(campaign)s AND status = 'live' AND expires_at <= %(now)s
+            AND pg_try_advisory_xact_lock(%(lock_class)s, %(campaign)s::integer)
+        FOR NO KEY UPDATE SKIP LOCKED
+    )
+    RETURNING campaign_pair_id, is_gold
+), freed AS (
+    SELECT campaign_pair_id, count(*) AS n FROM stale WHERE NOT is_gold GROUP BY campaign_pair_id
+)
+UPDATE annotation_campaignpair cp SET slots_left = cp.slots_left + freed.n
+FROM freed WHERE cp.id = freed.campaign_pair_id
+"""
+# Namespace of the advisory lock that lets one sweeper at a time work on a campaign, so two
+# sweeps never lock the same campaign pairs in different orders.
+_SWEEP_LOCK_CLASS = 0x5A55
+
+
+def _sweep_due(*, campaign_id: int, now: datetime) -> bool:
+    last = _last_sweep.get(campaign_id)
+    if last is not None and abs(now - last) < STALE_SWEEP_INTERVAL:
+        return False
+    _last_sweep[campaign_id] = now
+    return True
+
+
+# Each pool's candidates, best first, as in _pick: the control slice ignores priority, so
+# agreement on it is free of routing bias; both finish partly reviewed pairs (fewer slots
+# left) before fresh ones; gold pairs are offered to every reviewer once.
+_POOL_SQL = {
+    "gold": ("cp.is_gold", "cp.rank"),
+    "main": (
+        "NOT cp.is_gold AND cp.slots_left > 0 AND cp.in_control_slice = false",
+        "cp.priority DESC, cp.slots_left, cp.rank",
+    ),
+    "control": (
+        "NOT cp.is_gold AND cp.slots_left > 0 AND cp.in_control_slice = true",
+        "cp.slots_left, cp.rank",
+    ),
+}
+_CANDIDATE_SQL = """{name} AS (
+    SELECT cp.id, cp.in_control_slice, cp.is_gold FROM annotation_campaignpair cp
+    WHERE cp.campaign_id = %(campaign)s AND {where} AND NOT EXISTS (SELECT FROM existing)
+        AND NOT EXISTS (
+            SELECT FROM annotation_assignment seen
+            WHERE seen.campaign_pair_id = cp.id AND seen.reviewer_id = %(reviewer)s
+        )
+    ORDER BY {order} LIMIT 1 FOR NO KEY UPDATE OF cp SKIP LOCKED
+)"""
+# The live lease to resume, else the first free candidate of the pools in the drawn order
+# (UNION ALL runs its branches in turn and LIMIT stops it, so later pools are neither read nor
+# locked), its slot taken and its assignment inserted.
+_CLAIM_SQL = """
+WITH existing AS (
+    SELECT * FROM annotation_assignment
+    WHERE reviewer_id = %(reviewer)s AND campaign_id = %(campaign)s AND status = 'live'
+        AND expires_at > %(now)s AND id IS DISTINCT FROM %(after)s
+    ORDER BY claimed_at, id LIMIT 1
+), {candidates}, pick AS (
+    {union} LIMIT 1
+), taken AS (
+    UPDATE annotation_campaignpair cp SET slots_left = cp.slots_left - 1
+    FROM pick WHERE cp.id = pick.id AND NOT pick.is_gold
+), leased AS (
+    INSERT INTO annotation_assignment (
+        campaign_pair_id, campaign_id, reviewer_id, left_side, status, from_control_slice,
+        is_gold, claimed_at, expires_at, heartbeat_at
+    )
+    SELECT id, %(campaign)s, %(reviewer)s, %(left_side)s, 'live', in_control_slice, is_gold,
+        %(now)s, %(expires_at)s, %(now)s
+    FROM pick
+    RETURNING *
+)
+SELECT * FROM existing UNION ALL SELECT * FROM leased
+"""
+
+
+def _claim_sql(pools: list[str]) -> str:
+    names = [f"pool_{pool}" for pool in pools]
+    candidates = ", ".join(
+        _CANDIDATE_SQL.format(name=name, where=_POOL_SQL[pool][0], order=_POOL_SQL[pool][1])
+        for name, pool in zip(names, pools, strict=True)
+    )
+    union = " UNION ALL ".join(f"SELECT * FROM {name}" for name in names)
+    return _CLAIM_SQL.format(candidates=candidates, union=union)
+
+
+def _claim_by_sql(
+    *,
+    campaign: Campaign,
+    reviewer: User,
+    after: Assignment | None,
+    now: datetime,
+    rng: random.Random,
+) -> Assignment | None:
+    """Each statement is a transaction of its own: the sweep stands alone, and the claim
+    statement locks, decrements and inserts at once."""
+    if _sweep_due(campaign_id=campaign.pk, now=now):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _SWEEP_SQL,
+                {"now": now, "campaign": campaign.pk, "lock_class": _SWEEP_LOCK_CLASS},
+            )
+    pools = _pools(campaign=campaign, rng=rng)  # drawn before the side, as on the ORM path
+    params = {
+        "campaign": campaign.pk,
+        "reviewer": reviewer.pk,
+        "after": after.pk if after is not None else None,
+        "now": now,
+        "expires_at": now + campaign.lease,
+        "left_side": rng.choice([ScreenSide.A, ScreenSide.B]),
+    }
+    return next(iter(Assignment.objects.raw(_claim_sql(pools), params)), None)
 
 
 def _lease(

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.utils import timezone
 
 from annotation.exceptions import LeaseExpired
@@ -191,5 +192,18 @@ def test_claiming_takes_a_small_constant_number_of_queries(
     campaign = make_campaign(pairs=30)
     for i in range(10):
         claim_next_pair(campaign=campaign, reviewer=User.objects.create_user(f"x{i}"))
-    with django_assert_max_num_queries(7):
+    # PostgreSQL: the claim statement, and at most every few seconds the stale-lease sweep.
+    with django_assert_max_num_queries(2 if connection.vendor == "postgresql" else 7):
         assert claim_next_pair(campaign=campaign, reviewer=reviewer) is not None
+
+
+def test_it_returns_stale_leases_at_most_every_few_seconds(
+    spavl_taxonomy, reviewer, other_reviewer, django_assert_max_num_queries
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQLite path returns stale leases on every claim")
+    campaign = make_campaign(pairs=2, lease_minutes=10)
+    start = timezone.now()
+    claim_next_pair(campaign=campaign, reviewer=reviewer, now=start)
+    with django_assert_max_num_queries(1):
+        claim_next_pair(campaign=campaign, reviewer=other_reviewer, now=start)
