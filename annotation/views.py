@@ -29,6 +29,7 @@ from annotation.models import (
     Assignment,
     Campaign,
     Review,
+    ReviewerSettings,
     ScreenSide,
     TaxonomyNode,
 )
@@ -109,7 +110,7 @@ def _review_context(
 ) -> dict[str, Any]:
     user = _user(request)
     pair = lease.campaign_pair.pair
-    review = Review.objects.filter(assignment=lease).select_related("taxonomy_correction").first()
+    review = _review_of(lease)
     left, right = (
         (pair.response_a, pair.response_b)
         if lease.left_side == ScreenSide.A
@@ -132,11 +133,28 @@ def _review_context(
         "screen_blind": lease.to_screen_side(review.blind_verdict) if review else "",
         "screen_final": lease.to_screen_side(review.final_verdict) if review else "",
         "judge": _judge_view(lease, judgement) if judgement else None,
-        "subcategories": list(TaxonomyNode.objects.active().subcategories().with_paths()),
-        "settings": reviews.get_reviewer_settings(reviewer=user),
-        "undoable": reviews.last_undoable(reviewer=user),
+        # The rest came with the access gate's query (Assignment.objects.for_review_page).
+        "subcategories": reviews.list_live_subcategories(
+            taxonomy_change_id=lease.taxonomy_change_id  # type: ignore[attr-defined]
+        ),
+        "settings": _settings_of(lease, user),
+        "undoable_id": lease.undoable_id,  # type: ignore[attr-defined]
         "form": form,
     }
+
+
+def _review_of(lease: Assignment) -> Review | None:
+    try:
+        return lease.review
+    except Review.DoesNotExist:
+        return None
+
+
+def _settings_of(lease: Assignment, user: User) -> ReviewerSettings:
+    try:
+        return lease.reviewer.review_settings  # type: ignore[attr-defined]
+    except ReviewerSettings.DoesNotExist:
+        return ReviewerSettings(reviewer=user)  # defaults until the reviewer changes one
 
 
 def _judge_view(lease: Assignment, judgement: Any) -> dict[str, Any]:
@@ -181,12 +199,16 @@ def blind_verdict(request: HttpRequest, assignment_id: int) -> HttpResponseBase:
     if not form.is_valid():
         return _render_review(request, lease, form, status=200 if request.htmx else 422)  # type: ignore[attr-defined]
     try:
-        reviews.give_blind_verdict(
+        review = reviews.give_blind_verdict(
             assignment=lease, verdict=form.cleaned_data["verdict"], details=form.details()
         )
     except DomainError as error:
         messages.error(request, str(error))
-    return _after_post(request, lease)
+        return _after_post(request, lease)
+    if request.htmx:  # type: ignore[attr-defined]
+        lease.review = review  # the gate's lease plus its new review: no second fetch
+        return _render_review(request, lease)
+    return redirect("annotation:assignment", assignment_id=lease.pk)
 
 
 def _after_post(request: HttpRequest, lease: Assignment) -> HttpResponseBase:

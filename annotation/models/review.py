@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from annotation.models.dataset import Pair, TaxonomyLevel, TaxonomyNode
+from annotation.models.dataset import Pair, TaxonomyChange, TaxonomyLevel, TaxonomyNode
 
 __all__ = [
     "Adjudication",
@@ -175,13 +175,32 @@ class AssignmentQuerySet(models.QuerySet["Assignment"]):
     def stale(self, *, now: datetime | None = None) -> AssignmentQuerySet:
         return self.filter(status=AssignmentStatus.LIVE, expires_at__lte=now or timezone.now())
 
-    def for_review_page(self) -> AssignmentQuerySet:
-        return self.select_related(
-            "campaign_pair__campaign",
-            "campaign_pair__pair__question__subcategory__parent__parent",
-            "campaign_pair__pair__response_a",
-            "campaign_pair__pair__response_b",
-        ).defer("campaign_pair__pair__question__image__data")
+    def for_review_page(self, *, now: datetime | None = None) -> AssignmentQuerySet:
+        """Everything the review page shows, in one query: the pair, the review so far, the
+        reviewer's settings, the last undoable assignment (``undoable_id``) and the latest
+        taxonomy change (``taxonomy_change_id``, the key of the cached subcategory list)."""
+        undoable = (
+            Assignment.objects.filter(
+                reviewer=OuterRef("reviewer"),
+                status=AssignmentStatus.SUBMITTED,
+                expires_at__gt=now or timezone.now(),
+            )
+            .order_by("-finished_at", "-id")
+            .values("pk")[:1]
+        )
+        latest_change = TaxonomyChange.objects.order_by("-version", "-pk").values("pk")[:1]
+        return (
+            self.select_related(
+                "campaign_pair__campaign",
+                "campaign_pair__pair__question__subcategory__parent__parent",
+                "campaign_pair__pair__response_a",
+                "campaign_pair__pair__response_b",
+                "review__taxonomy_correction",
+                "reviewer__review_settings",
+            )
+            .defer("campaign_pair__pair__question__image__data")
+            .annotate(undoable_id=Subquery(undoable), taxonomy_change_id=Subquery(latest_change))
+        )
 
 
 class Assignment(models.Model):

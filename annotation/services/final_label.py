@@ -149,7 +149,8 @@ def set_final_label(
     now: datetime | None = None,
 ) -> Pair:
     """Set a pair's final label, writing its history; no-op when nothing changes."""
-    with transaction.atomic():
+    # No savepoint: a failure here fails the caller's transaction as a whole anyway.
+    with transaction.atomic(savepoint=False):
         pair = Pair.objects.select_for_update(no_key=True).get(pk=pair.pk)
         if (pair.final_label, pair.final_chosen) == (label, chosen):
             return pair
@@ -168,7 +169,13 @@ def set_final_label(
         return pair
 
 
-def _apply(*, campaign_pair: CampaignPair, decision: Decision, by: User | None) -> None:
+def _apply(
+    *,
+    campaign_pair: CampaignPair,
+    decision: Decision,
+    by: User | None,
+    adjudication: Adjudication | None,
+) -> None:
     pair = campaign_pair.pair
     if decision.adjudicate:
         Adjudication.objects.update_or_create(
@@ -177,7 +184,8 @@ def _apply(*, campaign_pair: CampaignPair, decision: Decision, by: User | None) 
             defaults={"pair": pair, "reason": decision.adjudicate},
         )
         return
-    Adjudication.objects.filter(campaign_pair=campaign_pair).open().delete()
+    if adjudication is not None:  # open: a decided one returned early in settle_pair
+        Adjudication.objects.filter(pk=adjudication.pk).open().delete()
     if decision.label is None:
         return
     # The base label (judge or import) belongs to the judge's services; people's rules only
@@ -195,18 +203,30 @@ def _apply(*, campaign_pair: CampaignPair, decision: Decision, by: User | None) 
         )
 
 
-@transaction.atomic
-def settle_pair(*, campaign_pair: CampaignPair, by: User | None) -> Decision:
-    """Recompute a campaign pair's outcome after a review was submitted or undone."""
-    campaign_pair = CampaignPair.objects.select_related("campaign", "pair__question").get(
+def _loaded(campaign_pair: CampaignPair) -> CampaignPair:
+    """The campaign pair with its campaign, pair and question: as given when the caller has
+    loaded them (in its transaction), else fetched."""
+    cached = (
+        CampaignPair.campaign.is_cached(campaign_pair)
+        and CampaignPair.pair.is_cached(campaign_pair)
+        and Pair.question.is_cached(campaign_pair.pair)
+    )
+    if cached:
+        return campaign_pair
+    return CampaignPair.objects.select_related("campaign", "pair__question").get(
         pk=campaign_pair.pk
     )
+
+
+@transaction.atomic(savepoint=False)
+def settle_pair(*, campaign_pair: CampaignPair, by: User | None) -> Decision:
+    """Recompute a campaign pair's outcome after a review was submitted or undone."""
+    campaign_pair = _loaded(campaign_pair)
     if campaign_pair.is_gold:
         return Decision()
-    decided = Adjudication.objects.filter(
-        campaign_pair=campaign_pair, status=AdjudicationStatus.DECIDED
-    ).exists()
-    if decided:
+    # At most one adjudication per campaign pair (one-to-one): decided stops here, open may go.
+    adjudication = Adjudication.objects.filter(campaign_pair=campaign_pair).first()
+    if adjudication is not None and adjudication.status == AdjudicationStatus.DECIDED:
         return Decision()
     reviews = list(
         Review.objects.filter(campaign_pair=campaign_pair, submitted_at__isnull=False).order_by(
@@ -221,7 +241,7 @@ def settle_pair(*, campaign_pair: CampaignPair, by: User | None) -> Decision:
         pair=pair,
         judgement=latest_judgement(pair=pair, campaign=campaign),
     )
-    _apply(campaign_pair=campaign_pair, decision=decision, by=by)
+    _apply(campaign_pair=campaign_pair, decision=decision, by=by, adjudication=adjudication)
     return decision
 
 

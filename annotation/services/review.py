@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from annotation.exceptions import ReviewError
@@ -82,8 +82,10 @@ def _live(assignment: Assignment, *, now: datetime) -> Assignment:
     locked = (
         Assignment.objects.select_for_update(of=("self",), no_key=True)
         .select_related("campaign", "reviewer", "campaign_pair__pair__question")
+        .annotate(has_review=Exists(Review.objects.filter(assignment=OuterRef("pk"))))
         .get(pk=assignment.pk)
     )
+    locked.campaign_pair.campaign = locked.campaign
     if locked.status not in (AssignmentStatus.LIVE, AssignmentStatus.EXPIRED):
         raise ReviewError(f"this assignment is {locked.get_status_display()}")
     if not locked.is_live(now=now):
@@ -103,7 +105,7 @@ def give_blind_verdict(
     One blind verdict per assignment: once revealed, it cannot be given again."""
     now, details = now or timezone.now(), details or ReviewDetails()
     assignment = _live(assignment, now=now)
-    if Review.objects.filter(assignment=assignment).exists():
+    if assignment.has_review:  # type: ignore[attr-defined]
         raise ReviewError("the judge's verdict was already revealed for this pair")
     pair = assignment.campaign_pair.pair
     review = Review(
@@ -238,6 +240,22 @@ def count_reviews(*, reviewer: User, now: datetime | None = None) -> ReviewerDay
     return ReviewerDay(
         today=counts["today"], overall=counts["overall"], minutes_today=counts["seconds"] // 60
     )
+
+
+# The live subcategory list by the latest taxonomy change: every taxonomy edit records a
+# change, so a new change id means a new list. Per process; a handful of lists at most.
+_subcategories: dict[int, list[TaxonomyNode]] = {}
+
+
+def list_live_subcategories(*, taxonomy_change_id: int | None) -> list[TaxonomyNode]:
+    """Live subcategories with their paths, for the taxonomy correction menu."""
+    found = _subcategories.get(taxonomy_change_id) if taxonomy_change_id else None
+    if found is None:
+        found = list(TaxonomyNode.objects.active().subcategories().with_paths())
+        if taxonomy_change_id:
+            _subcategories.clear()  # only the latest list is ever asked for again
+            _subcategories[taxonomy_change_id] = found
+    return found
 
 
 def get_reviewer_settings(*, reviewer: User) -> ReviewerSettings:
