@@ -151,10 +151,10 @@ def _review_of(lease: Assignment) -> Review | None:
 
 
 def _settings_of(lease: Assignment, user: User) -> ReviewerSettings:
-    try:
-        return lease.reviewer.review_settings  # type: ignore[attr-defined]
-    except ReviewerSettings.DoesNotExist:
-        return ReviewerSettings(reviewer=user)  # defaults until the reviewer changes one
+    settings = ReviewerSettings(reviewer=user)  # defaults until the reviewer changes one
+    if (blur := getattr(lease, "blur_images", None)) is not None:
+        settings.blur_images = blur
+    return settings
 
 
 def _judge_view(lease: Assignment, judgement: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from annotation.models import (
     TaxonomyNode,
 )
 from annotation.services.assignment import claim_next_pair
+from annotation.services.review import update_reviewer_settings
 from annotation.services.taxonomy import relabel_question, retire_node
 from tests.factories import make_campaign, make_pair
 
@@ -214,3 +215,11 @@ def test_the_correction_menu_follows_taxonomy_changes(signed_in, campaign, revie
     assert option in signed_in.get(url).content
     retire_node(node=node)
     assert option not in signed_in.get(url).content
+
+
+def test_the_review_page_follows_the_blur_setting(signed_in, campaign, reviewer):
+    lease = _claim(campaign, reviewer)
+    url = reverse("annotation:assignment", args=[lease.pk])
+    assert b"it stays blurred until you reveal it" in signed_in.get(url).content
+    update_reviewer_settings(reviewer=reviewer, blur_images=False)
+    assert b"it stays blurred until you reveal it" not in signed_in.get(url).content
