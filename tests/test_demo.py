@@ -124,3 +124,38 @@ def test_a_second_setup_changes_nothing_and_keeps_the_passwords(demo):
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert (demo["var"] / "demo-credentials.json").read_text() == before
+
+
+def test_the_demo_exports_on_the_embedded_database(demo, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "export"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "export_dataset",
+            "--format",
+            "spavl-parquet",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=demo["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    splits = {path.name.split("-")[0] for path in (out / "data").glob("*.parquet")}
+    assert splits == {"train", "validation", "test"}
+    train = pq.read_table(next((out / "data").glob("train-*.parquet")))
+    assert train.column_names == ["image", "question", "chosen", "rejected", "image_name"]
+    assert train.num_rows > 0
+
+
+def test_the_agreement_page_answers_on_the_embedded_database(demo):
+    credentials = json.loads((demo["var"] / "demo-credentials.json").read_text())
+    opener = login(demo["base"], "admin", credentials["admin"])
+    page = opener.open(f"{demo['base']}/agreement/")
+    assert page.status == 200 and b"Judge against people" in page.read()

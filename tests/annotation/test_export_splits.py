@@ -88,6 +88,21 @@ def test_it_stratifies_each_subcategory_within_one_group_of_the_ratios(
 
 
 @pytest.mark.django_db
+def test_a_small_export_with_one_group_per_subcategory_still_fills_every_split(
+    spavl_taxonomy: None, tmp_path: Path
+) -> None:
+    from annotation.models import TaxonomyNode
+
+    keys = list(TaxonomyNode.objects.active().subcategories().values_list("key", flat=True))
+    for seed, key in enumerate(keys[:40]):  # 40 strata of a single image and pair each
+        make_labelled_pair(image=_photo(500 + seed), subcategory_key=key)
+    out = _export(tmp_path, "small", ratios={"train": 0.8, "validation": 0.1, "test": 0.1})
+
+    counts = Counter(_split_of_pairs(out).values())
+    assert counts == {"train": 32, "validation": 4, "test": 4}
+
+
+@pytest.mark.django_db
 def test_it_never_puts_an_image_or_a_near_duplicate_in_two_splits(
     spavl_taxonomy: None, tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from annotation.models import Campaign, Pair
+from annotation.models import Campaign, ExportDefinition, Pair
 from annotation.services.assignment import CampaignRules, create_campaign
 from judging.models import JudgeRun
 
@@ -29,6 +29,13 @@ class Command(BaseCommand):
         if not Pair.objects.exists():
             self._data()
         self._review_campaign(reviewers=["reviewer", "adjudicator"])
+        ExportDefinition.objects.get_or_create(
+            name="Demo: every labelled pair",
+            defaults={
+                "description": "Imported, judge-only and people-decided pairs; 80/10/10 split.",
+                "created_by": User.objects.get(username="admin"),
+            },
+        )
         self.stdout.write(self.style.SUCCESS("\nDemo ready. Log in at http://127.0.0.1:8000/"))
         for username, password in credentials.items():
             self.stdout.write(f"  {username:<12} password: {password}")

@@ -15,7 +15,7 @@ import psycopg
 from django.db import connection
 from django.db.models import OuterRef, Subquery
 
-from annotation.models import FinalLabel, Pair
+from annotation.models import FinalLabel, Image, Pair
 from annotation.services.export.plan import ExportPlan
 from annotation.services.export.spec import ExportSpec
 from judging.models import Judgement, JudgementStatus
@@ -77,6 +77,9 @@ def _read_page(plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec) -
 
 
 def _image_bytes(image_ids: list[int]) -> dict[int, bytes]:
+    if connection.vendor != "postgresql":  # the embedded SQLite default: bytes come as bytes
+        images = Image.objects.filter(pk__in=image_ids).values_list("pk", "data")
+        return {image_id: bytes(data) for image_id, data in images}
     # A raw psycopg cursor in binary format: bytea arrives as its bytes, not as hex text twice
     # the size that PostgreSQL encodes and psycopg decodes (the image bytes are almost all of
     # the export's volume); the ORM would also wrap each value in a memoryview and copy it.

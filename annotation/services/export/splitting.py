@@ -103,16 +103,21 @@ def assign_splits(
     names = [name for name in ratios if ratios[name] > 0]
     total_ratio = sum(ratios[name] for name in names)
     result: dict[str, list[int]] = {name: [] for name in ratios}
+    # What each split is owed (or overdrawn) from the strata already placed. Without it, a small
+    # stratum (one or two groups) always lands in the largest split, and a small export would
+    # have no validation or test rows at all.
+    carry = dict.fromkeys(names, 0.0)
     for stratum in sorted(strata):
         roots = sorted(strata[stratum])
         random.Random(f"{seed}:{stratum}").shuffle(roots)
         stratum_size = sum(len(groups[root]) for root in roots)
-        room = {name: ratios[name] / total_ratio * stratum_size for name in names}
+        room = {name: ratios[name] / total_ratio * stratum_size + carry[name] for name in names}
         for root in roots:
             size = len(groups[root])
             target = max(names, key=lambda name: room[name])
             room[target] -= size
             result[target].extend(pair.pair_id for pair in groups[root])
+        carry = room
     return {name: sorted(ids) for name, ids in result.items()}
 
 
