@@ -155,6 +155,14 @@ class CampaignPair(models.Model):
                 condition=Q(slots_left__gt=0, is_gold=False),
                 name="campaign_pair_open_queue",
             ),
+            # The control slice ignores priority: without its own order the claim sorts it all.
+            models.Index(
+                "campaign",
+                "slots_left",
+                "rank",
+                condition=Q(slots_left__gt=0, is_gold=False, in_control_slice=True),
+                name="campaign_pair_control_queue",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -279,7 +279,7 @@ _POOL_SQL = {
         "cp.priority DESC, cp.slots_left, cp.rank",
     ),
     "control": (
-        "NOT cp.is_gold AND cp.slots_left > 0 AND cp.in_control_slice = true",
+        "NOT cp.is_gold AND cp.slots_left > 0 AND cp.in_control_slice",
         "cp.slots_left, cp.rank",
     ),
 }
