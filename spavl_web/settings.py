@@ -46,6 +46,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}.") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -149,6 +159,11 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Uploaded and exported files never sit under STATIC_ROOT; exports go here.
 EXPORT_ROOT = Path(env_str("SPAVL_EXPORT_ROOT", str(VAR_DIR / "exports")))
+# Largest parquet shard an export writes (Hugging Face keeps shards around 500 MB).
+EXPORT_SHARD_BYTES = env_int("SPAVL_EXPORT_SHARD_BYTES", 450 * 1024 * 1024)
+# The agreement dashboard recomputes inline when that took less than this many seconds last
+# time; otherwise it serves the previous figures, marked stale, and recomputes in the background.
+SPAVL_AGREEMENT_INLINE_S = env_float("SPAVL_AGREEMENT_INLINE_S", 1.0)
 
 # Images: formats we accept and the largest decoded size (pixels). Pillow's own limit is ~89 MP.
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")

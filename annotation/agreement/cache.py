@@ -29,7 +29,6 @@ from annotation.agreement.queries import AgreementSlice
 
 TIMEOUT_S = 24 * 3600
 REFRESH_LOCK_S = 10 * 60  # a refresh that died frees its slice after this
-INLINE_S = 1.0  # default of settings.SPAVL_AGREEMENT_INLINE_S
 
 
 def data_version() -> str:
@@ -72,7 +71,7 @@ def cached_dashboard(*, slice_: AgreementSlice, target: float = DEFAULT_TARGET) 
     if result is not None:
         return result
     latest: dict[str, Any] | None = cache.get(_key(slice_=slice_, target=target, version="latest"))
-    inline_s = getattr(settings, "SPAVL_AGREEMENT_INLINE_S", INLINE_S)
+    inline_s = settings.SPAVL_AGREEMENT_INLINE_S
     if latest is None or latest["freshness"]["compute_s"] < inline_s:
         return compute_and_store(slice_=slice_, target=target, version=version)
     _enqueue_refresh(slice_=slice_, target=target)

@@ -196,7 +196,7 @@ def _shards(split: str, ids: list[int], sizes: list[int], *, export_format: str)
         # One tar per split: the SPA-VL-RLHF loader reads one JSON list per split.
         extension = "json" if export_format == ExportFormat.RLHF_JSON else "jsonl"
         return [Shard(f"{split}-{extension}.tar", split, ids)] if ids else []
-    limit = getattr(settings, "EXPORT_SHARD_BYTES", 450 * 1024 * 1024)
+    limit = settings.EXPORT_SHARD_BYTES
     chunks: list[list[int]] = [[]]
     used = 0
     for pair_id, size in zip(ids, sizes, strict=True):
