@@ -19,6 +19,7 @@ import hashlib
 import http.client
 import io
 import os
+import random
 import re
 import signal
 import subprocess
@@ -234,12 +235,22 @@ ASSIGNMENT = re.compile(rb'data-assignment="(\d+)"')
 
 
 def drive(
-    *, port: int, username: str, campaign_id: int, until: float, timings: dict, errors: list
+    *,
+    port: int,
+    username: str,
+    campaign_id: int,
+    until: float,
+    timings: dict,
+    errors: list,
+    think: float = 0.0,
 ) -> None:
     browser = Browser(port)
     browser.log_in(username)
+    pause = random.Random(username)
 
     def timed(kind: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A person reads before each action; 0 drives the server flat out (saturation).
+        time.sleep(think * pause.uniform(0.5, 1.5))
         started = time.perf_counter()
         status, headers, content = browser.request(*args, **kwargs)
         timings[kind].append(time.perf_counter() - started)
@@ -284,7 +295,13 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def run_load(
-    *, campaign_id: int, reviewers: list[str], seconds: int, workers: int, port: int
+    *,
+    campaign_id: int,
+    reviewers: list[str],
+    seconds: int,
+    workers: int,
+    port: int,
+    think: float = 0.0,
 ) -> None:
     env = os.environ | {
         "DATABASE_URL": _bench_url(),
@@ -318,6 +335,7 @@ def run_load(
                     "until": until,
                     "timings": timings,
                     "errors": errors,
+                    "think": think,
                 },
             )
             for name in reviewers
@@ -332,7 +350,10 @@ def run_load(
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     total = sum(len(v) for v in timings.values())
-    print(f"\n{len(reviewers)} reviewers, {workers} gunicorn workers, {elapsed:.0f} s:")
+    print(
+        f"\n{len(reviewers)} reviewers (mean think {think:.1f} s), {workers} gunicorn workers, "
+        f"{elapsed:.0f} s:"
+    )
     print(f"  {total:,} requests, {total / elapsed:.1f} requests/s, {len(errors)} errors")
     print(f"  {'kind':<16}{'count':>7}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     for kind, values in timings.items():
@@ -414,6 +435,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--claim-threads", type=int, default=50)
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="mean seconds a reviewer reads before acting"
+    )
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-claims", action="store_true")
     args = parser.parse_args()
@@ -431,6 +455,7 @@ def main() -> None:
             seconds=args.seconds,
             workers=args.workers,
             port=args.port,
+            think=args.think,
         )
     if not args.skip_claims:
         run_claims(threads=args.claim_threads)
