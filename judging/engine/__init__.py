@@ -5,6 +5,7 @@ transformers backend is imported inside `load_judge` when asked for.
 """
 
 from .loading import load_judge
+from .scoring import error_verdict
 from .types import (
     ImageRejected,
     Judge,
@@ -23,5 +24,6 @@ __all__ = [
     "PairInput",
     "PairVerdict",
     "Thresholds",
+    "error_verdict",
     "load_judge",
 ]

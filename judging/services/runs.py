@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from annotation.exceptions import DomainError
 from annotation.models import Pair
-from judging.engine import Judge, PairInput, PairVerdict, load_judge
+from judging.engine import Judge, PairInput, PairVerdict, error_verdict, load_judge
 from judging.models import (
     BatchStatus,
     JudgeBackend,
@@ -245,7 +245,7 @@ def _claim_batch(*, batch_id: int) -> JudgeBatch:
 
 def _give_up_batch(*, run: JudgeRun, batch: JudgeBatch) -> JudgeBatch:
     reason = f"gave up after {batch.attempts} attempts: {batch.error or 'the worker died'}"
-    verdicts = [_failed_verdict(pair_id=pair_id, error=reason) for pair_id in batch.pair_ids]
+    verdicts = [error_verdict(pair_id=pair_id, error=reason) for pair_id in batch.pair_ids]
     _upsert_judgements(run=run, verdicts=verdicts, library_versions={})
     batch.status, batch.error, batch.finished_at = BatchStatus.FAILED, reason, timezone.now()
     batch.save(update_fields=["status", "error", "finished_at"])
@@ -374,25 +374,7 @@ def _load_pair_inputs(*, pair_ids: Sequence[int]) -> tuple[list[PairInput], list
 
 
 def _missing_verdict(pair_id: int) -> PairVerdict:
-    return _failed_verdict(pair_id=pair_id, error="the pair was deleted")
-
-
-def _failed_verdict(*, pair_id: int, error: str) -> PairVerdict:
-    return PairVerdict(
-        pair_id=pair_id,
-        p_a_better=0.5,
-        p_a_first=0.5,
-        p_a_second=0.5,
-        position_bias=0.0,
-        label_mass=0.0,
-        orders_agree=False,
-        p_unsafe_a=None,
-        p_unsafe_b=None,
-        decided_by="preference",
-        needs_review=True,
-        review_reasons=("error",),
-        error=error,
-    )
+    return error_verdict(pair_id=pair_id, error="the pair was deleted")
 
 
 def cancel_run(*, run_id: int, by: User | None = None) -> JudgeRun:
