@@ -21,22 +21,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+from benchdb import bench_url, recreate_database
+
 BENCH_DB = "bench_spavl_agreement"
 
 
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
 def setup_django(*, recreate: bool) -> None:
-    if recreate:
-        recreate_database()
-    os.environ["DATABASE_URL"] = SERVER.rsplit("/", 1)[0] + "/" + BENCH_DB
+    url = recreate_database(BENCH_DB) if recreate else bench_url(BENCH_DB)
+    os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spavl_web.settings")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import django

@@ -24,33 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchdb import ensure_database
+
 BENCH_DB = "spavl_bench_export"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
 def _setup_django() -> None:
-    import dj_database_url
-
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    parsed = dj_database_url.parse(base)
-    os.environ["DATABASE_URL"] = base.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+    os.environ["DATABASE_URL"] = ensure_database(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spavl_web.settings")
-    import psycopg
-
-    with psycopg.connect(
-        host=parsed["HOST"],
-        port=parsed["PORT"] or 5432,
-        user=parsed["USER"],
-        password=parsed["PASSWORD"] or None,
-        dbname=parsed["NAME"],
-        autocommit=True,
-    ) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]
-        ).fetchone()
-        if not exists:
-            connection.execute(f"CREATE DATABASE {BENCH_DB}")
     import django
 
     django.setup()

@@ -19,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from benchdb import recreate_database
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,12 +88,7 @@ def write_dataset(*, path: Path, rows: int, images: int, seed: int = 0) -> None:
 
 
 def bench_env() -> dict[str, str]:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    admin_url = base.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        connection.execute(f"CREATE DATABASE {BENCH_DB}")
-    env = {**os.environ, "DATABASE_URL": base.rsplit("/", 1)[0] + "/" + BENCH_DB}
+    env = {**os.environ, "DATABASE_URL": recreate_database(BENCH_DB)}
     env.setdefault("DJANGO_SETTINGS_MODULE", "spavl_web.settings")
     env["DEBUG"] = "0"  # Django keeps no query log, as in production
     env["SPAVL_VAR_DIR"] = str(ROOT / "var" / "bench")

@@ -30,6 +30,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from urllib.parse import urlencode
 
+from benchdb import bench_url, ensure_database
+
 BENCH_DB = "spavl_bench_review"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,31 +39,8 @@ PASSWORD = "bench-password-1"
 QUESTION_TYPES = ["easy", "hardq", "hards", "unknown", "unknown"]  # "easy": 20 % of pairs
 
 
-def _bench_url() -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    return base.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-
-
 def _setup_django() -> None:
-    import dj_database_url
-    import psycopg
-
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    parsed = dj_database_url.parse(base)
-    with psycopg.connect(
-        host=parsed["HOST"],
-        port=parsed["PORT"] or 5432,
-        user=parsed["USER"],
-        password=parsed["PASSWORD"] or None,
-        dbname=parsed["NAME"],
-        autocommit=True,
-    ) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]
-        ).fetchone()
-        if not exists:
-            connection.execute(f"CREATE DATABASE {BENCH_DB}")
-    os.environ["DATABASE_URL"] = _bench_url()
+    os.environ["DATABASE_URL"] = ensure_database(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spavl_web.settings")
     import django
 
@@ -304,7 +283,7 @@ def run_load(
     think: float = 0.0,
 ) -> None:
     env = os.environ | {
-        "DATABASE_URL": _bench_url(),
+        "DATABASE_URL": bench_url(BENCH_DB),
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
