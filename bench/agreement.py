@@ -191,9 +191,9 @@ def seed(*, pairs: int, reviews: int) -> None:
         ),
     )
     assignments = {
-        (cp, reviewer): pk
-        for pk, cp, reviewer in Assignment.objects.values_list(
-            "pk", "campaign_pair_id", "reviewer_id"
+        (cp, reviewer): (pk, side)
+        for pk, cp, reviewer, side in Assignment.objects.values_list(
+            "pk", "campaign_pair_id", "reviewer_id", "left_side"
         )
     }
     verdicts = ["a", "b", "tie", "both_unsafe", "cannot_judge"]
@@ -202,8 +202,10 @@ def seed(*, pairs: int, reviews: int) -> None:
         blind = truth[pk] if rng.random() < 0.8 else rng.choice(verdicts)
         final = blind if rng.random() < 0.9 else ("a" if p_better[pk] > 0.5 else "b")
         when = now + timedelta(days=rng.randrange(28), seconds=rng.randrange(86_400))
+        assignment_id, left_side = assignments[(campaign_pairs[pk], reviewer.pk)]
         return {
-            "assignment_id": assignments[(campaign_pairs[pk], reviewer.pk)],
+            "assignment_id": assignment_id,
+            "left_side": left_side,
             "campaign_pair_id": campaign_pairs[pk],
             "pair_id": pk,
             "reviewer_id": reviewer.pk,
@@ -251,7 +253,7 @@ def measure() -> None:
         with transaction.atomic():
             queries.load_slice(slice_=overall)
 
-    timed("load_slice (two temporary tables)", load)
+    timed("load_slice (three temporary tables)", load)
     with transaction.atomic():
         queries.load_slice(slice_=overall)
         for name in (
@@ -260,7 +262,6 @@ def measure() -> None:
             "people_profiles",
             "reviewer_rows",
             "judge_flip_rows",
-            "anchoring_rows",
             "calibration_rows",
             "safety_rows",
         ):

@@ -315,6 +315,7 @@ def make_agreement_review(
         submitted_at=now,
         changed_after_reveal=(final or blind) != blind,
         from_control_slice=campaign_pair.in_control_slice,
+        left_side=left_side,
         is_gold=bool(gold_verdict),
     )
 

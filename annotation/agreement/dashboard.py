@@ -56,16 +56,14 @@ def build_dashboard(*, slice_: AgreementSlice, target: float = DEFAULT_TARGET) -
     """Compute every measure for the slice (a fixed number of queries, whatever the data)."""
     with transaction.atomic():
         queries.load_slice(slice_=slice_)
-        names = queries.category_names()
+        names, reviewers = queries.category_names(), queries.reviewer_rows()
         result = {
             "slice": asdict(slice_) | {"week": slice_.week.isoformat() if slice_.week else None},
             "counts": _counts(queries.pair_status_counts()),
             "judge_vs_people": _judge_vs_people(queries.judge_people_cells(), names=names),
-            "people_vs_people": _people_vs_people(
-                queries.people_profiles(), queries.reviewer_rows()
-            ),
+            "people_vs_people": _people_vs_people(queries.people_profiles(), reviewers),
             "position_bias": _judge_flips(queries.judge_flip_rows(), names=names),
-            "anchoring": _anchoring(queries.anchoring_rows()),
+            "anchoring": _anchoring(reviewers),
             "calibration": _calibration(queries.calibration_rows(), target=target),
             "safety": _safety(queries.safety_rows(), names=names),
         }
@@ -241,20 +239,17 @@ def _judge_flips(rows: list[tuple[Any, ...]], *, names: dict[int, str]) -> dict[
     }
 
 
-def _anchoring(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    directions: Counter[str] = Counter()
-    for _, direction, reviews in rows:
-        directions[direction] += reviews
-    total = sum(directions.values())
-    changed = sum(reviews for was_changed, _, reviews in rows if was_changed)
-    judged_changes = directions["toward"] + directions["away"] + directions["other"]
+def _anchoring(reviewers: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """From the reviewer rows' tail: (changed, toward the judge, away, other change)."""
+    total = sum(row[2] for row in reviewers)
+    changed, toward, away, other = (sum(row[i] for row in reviewers) for i in range(12, 16))
     return {
         "reviews": total,
         "changed": proportion(k=changed, n=total),
-        "toward_judge": directions["toward"],
-        "away_from_judge": directions["away"],
-        "other_change": directions["other"],
-        "toward_share_of_changes": proportion(k=directions["toward"], n=judged_changes),
+        "toward_judge": toward,
+        "away_from_judge": away,
+        "other_change": other,
+        "toward_share_of_changes": proportion(k=toward, n=toward + away + other),
     }
 
 

@@ -304,6 +304,9 @@ class Review(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     changed_after_reveal = models.BooleanField(default=False)
     from_control_slice = models.BooleanField(default=False)
+    # The assignment's left side, copied here so the agreement dashboard reads reviewers'
+    # position bias without joining every assignment (a review never changes its side).
+    left_side = models.CharField(max_length=1, choices=ScreenSide.choices, blank=True)
     is_gold = models.BooleanField(default=False)
     active_seconds = models.PositiveIntegerField(default=0)
     taxonomy_correction = models.ForeignKey(

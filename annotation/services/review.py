@@ -116,6 +116,7 @@ def give_blind_verdict(
         blind_verdict=assignment.to_pair_side(ScreenVerdict(verdict)),
         revealed_at=now,
         from_control_slice=assignment.from_control_slice,
+        left_side=assignment.left_side,
         is_gold=assignment.is_gold,
     )
     _apply_details(
