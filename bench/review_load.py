@@ -349,20 +349,23 @@ def run_load(
 def _claim_until_empty(campaign_id: int, person_id: int, barrier, counts, index) -> None:  # type: ignore[no-untyped-def]
     """One claimer: its own process (a reviewer's web worker) and its own connection."""
     from django.contrib.auth.models import User
-    from django.db import connections
-    from django.utils import timezone
+    from django.db import connection, connections
 
-    from annotation.models import Assignment, AssignmentStatus, Campaign
+    from annotation.models import Campaign
     from annotation.services.assignment import claim_next_pair
 
     campaign, person = Campaign.objects.get(pk=campaign_id), User.objects.get(pk=person_id)
     mine = 0
     barrier.wait()
     while (lease := claim_next_pair(campaign=campaign, reviewer=person)) is not None:
-        # Finish the lease cheaply, so the next claim leases a new pair.
-        Assignment.objects.filter(pk=lease.pk).update(
-            status=AssignmentStatus.SUBMITTED, finished_at=timezone.now()
-        )
+        # Finish the lease as cheaply as possible (one plain UPDATE, no ORM), so the next
+        # claim leases a new pair and the figure measures claiming rather than this stand-in.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE annotation_assignment SET status = 'submitted', finished_at = now()"
+                " WHERE id = %s",
+                [lease.pk],
+            )
         mine += 1
     counts[index] = mine
     connections.close_all()

@@ -127,7 +127,11 @@ class CampaignPair(models.Model):
     """A pair in a campaign. ``slots_left`` counts down with live leases and submitted reviews,
     so the claim query reads one indexed row instead of counting assignments."""
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pairs")
+    # No index of its own: campaign_pair_unique (campaign, pair) leads with it, and every
+    # claim rewrites this row, so each index here is paid on every claim.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="pairs", db_index=False
+    )
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="campaign_pairs")
     priority = models.SmallIntegerField(default=0, help_text="Higher first; judge-flagged: 1.")
     rank = models.PositiveIntegerField(help_text="Seeded random order; breaks ties uniformly.")
@@ -220,8 +224,9 @@ class AssignmentQuerySet(models.QuerySet["Assignment"]):
 class Assignment(models.Model):
     """A reviewer's lease on a campaign pair, with the screen side drawn for them."""
 
+    # Indexed by assignment_once_per_reviewer (campaign_pair, reviewer), which leads with it.
     campaign_pair = models.ForeignKey(
-        CampaignPair, on_delete=models.CASCADE, related_name="assignments"
+        CampaignPair, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
     reviewer = models.ForeignKey(

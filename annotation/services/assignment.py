@@ -11,6 +11,7 @@ ORM, and the IMMEDIATE transaction mode serialises claims.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections import Counter
@@ -302,7 +303,7 @@ _CLAIM_SQL = """
 WITH existing AS (
     SELECT * FROM annotation_assignment
     WHERE reviewer_id = %(reviewer)s AND campaign_id = %(campaign)s AND status = 'live'
-        AND expires_at > %(now)s AND id IS DISTINCT FROM %(after)s
+        AND expires_at > %(now)s AND id IS DISTINCT FROM %(after)s {async_commit}
     ORDER BY claimed_at, id LIMIT 1
 ), {candidates}, pick AS (
     {union} LIMIT 1
@@ -323,14 +324,24 @@ SELECT * FROM existing UNION ALL SELECT * FROM leased
 """
 
 
-def _claim_sql(pools: list[str]) -> str:
+# A lease is soft state. Were the server to crash just after a claim, the claim would be lost
+# with its slot (both or neither), and any later synchronous commit, such as the review's,
+# writes it to disk first; so a claim that is a transaction of its own does not wait for the
+# disk. The setting is local to that transaction; as a one-time filter it runs exactly once.
+_ASYNC_COMMIT = "AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
+
+
+@functools.cache
+def _claim_sql(pools: tuple[str, ...], *, async_commit: bool) -> str:
     names = [f"pool_{pool}" for pool in pools]
     candidates = ", ".join(
         _CANDIDATE_SQL.format(name=name, where=_POOL_SQL[pool][0], order=_POOL_SQL[pool][1])
         for name, pool in zip(names, pools, strict=True)
     )
     union = " UNION ALL ".join(f"SELECT * FROM {name}" for name in names)
-    return _CLAIM_SQL.format(candidates=candidates, union=union)
+    return _CLAIM_SQL.format(
+        candidates=candidates, union=union, async_commit=_ASYNC_COMMIT if async_commit else ""
+    )
 
 
 def _claim_by_sql(
@@ -358,7 +369,9 @@ def _claim_by_sql(
         "expires_at": now + campaign.lease,
         "left_side": rng.choice([ScreenSide.A, ScreenSide.B]),
     }
-    columns, row = _execute_prepared(_claim_sql(pools), params)
+    # Inside a caller's transaction the setting would cover the caller's writes too.
+    sql = _claim_sql(tuple(pools), async_commit=not connection.in_atomic_block)
+    columns, row = _execute_prepared(sql, params)
     if row is None:
         return None
     values = dict(zip(columns, row, strict=True))

@@ -5,7 +5,8 @@ from collections import Counter
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from annotation.models import Assignment, AssignmentStatus, Review
 from annotation.services.assignment import claim_next_pair
@@ -15,6 +16,7 @@ from tests.factories import make_campaign
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 50
+ASYNC = "set_config('synchronous_commit', 'off', true)"
 
 
 def test_it_never_over_assigns_nor_loses_a_review_under_50_concurrent_reviewers(spavl_taxonomy):
@@ -52,3 +54,30 @@ def test_it_never_over_assigns_nor_loses_a_review_under_50_concurrent_reviewers(
     assert Review.objects.filter(submitted_at__isnull=False).count() == len(submitted)
     assert not Assignment.objects.filter(status=AssignmentStatus.LIVE).exists()
     assert set(campaign.pairs.values_list("slots_left", flat=True)) == {0}
+
+
+def test_a_standalone_claim_commits_asynchronously_without_touching_other_transactions(
+    spavl_taxonomy,
+):
+    """The claim turns synchronous_commit off for its own transaction only: not for the
+    session afterwards, and not when it runs inside a caller's transaction."""
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    campaign = make_campaign(pairs=3)
+    person = User.objects.create_user("async")
+
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    with CaptureQueriesContext(connection) as standalone:
+        lease = claim_next_pair(campaign=campaign, reviewer=person)
+    assert lease is not None
+    assert any(ASYNC in query["sql"] for query in standalone.captured_queries)
+    assert synchronous_commit() == "on"
+    Assignment.objects.filter(pk=lease.pk).update(status=AssignmentStatus.SUBMITTED)
+    with transaction.atomic(), CaptureQueriesContext(connection) as inside:
+        assert claim_next_pair(campaign=campaign, reviewer=person) is not None
+        assert synchronous_commit() == "on"
+    assert not any(ASYNC in query["sql"] for query in inside.captured_queries)
