@@ -222,6 +222,7 @@ def drive(
     timings: dict,
     errors: list,
     think: float = 0.0,
+    measure_from: float = 0.0,
 ) -> None:
     browser = Browser(port)
     browser.log_in(username)
@@ -232,7 +233,8 @@ def drive(
         time.sleep(think * pause.uniform(0.5, 1.5))
         started = time.perf_counter()
         status, headers, content = browser.request(*args, **kwargs)
-        timings[kind].append(time.perf_counter() - started)
+        if time.monotonic() >= measure_from:  # the warm-up's requests are not counted
+            timings[kind].append(time.perf_counter() - started)
         if status >= 400:
             errors.append((kind, status, content[:200]))
         return status, headers, content
@@ -281,6 +283,7 @@ def run_load(
     workers: int,
     port: int,
     think: float = 0.0,
+    warmup: int = 10,
 ) -> None:
     env = os.environ | {
         "DATABASE_URL": bench_url(BENCH_DB),
@@ -289,8 +292,9 @@ def run_load(
         "LOG_LEVEL": "WARNING",
     }
     server = subprocess.Popen(
+        # --preload imports the app once, before the workers fork, as a production server does.
         [str(Path(sys.executable).parent / "gunicorn"), "spavl_web.wsgi", "-w", str(workers)]
-        + ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        + ["--preload", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=ROOT,
         env=env,
     )
@@ -303,7 +307,10 @@ def run_load(
                 time.sleep(0.2)
         timings: dict[str, list[float]] = defaultdict(list)
         errors: list = []
-        until = time.monotonic() + seconds
+        # Every reviewer starts at once; the first seconds (logins, each worker's first
+        # connection and template compilation) warm the server up and are not measured.
+        measure_from = time.monotonic() + warmup
+        until = measure_from + seconds
         threads = [
             threading.Thread(
                 target=drive,
@@ -315,23 +322,23 @@ def run_load(
                     "timings": timings,
                     "errors": errors,
                     "think": think,
+                    "measure_from": measure_from,
                 },
             )
             for name in reviewers
         ]
-        started = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        elapsed = time.perf_counter() - started
+        elapsed = time.monotonic() - measure_from
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     total = sum(len(v) for v in timings.values())
     print(
         f"\n{len(reviewers)} reviewers (mean think {think:.1f} s), {workers} gunicorn workers, "
-        f"{elapsed:.0f} s:"
+        f"{elapsed:.0f} s measured after {warmup} s of warm-up:"
     )
     print(f"  {total:,} requests, {total / elapsed:.1f} requests/s, {len(errors)} errors")
     print(f"  {'kind':<16}{'count':>7}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
@@ -425,6 +432,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=100_000)
     parser.add_argument("--reviewers", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=10, help="seconds run but not measured")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--claim-clients", type=int, default=50)
@@ -449,6 +457,7 @@ def main() -> None:
             workers=args.workers,
             port=args.port,
             think=args.think,
+            warmup=args.warmup,
         )
     if not args.skip_claims:
         run_claims(clients=args.claim_clients)
