@@ -228,7 +228,12 @@ class Assignment(models.Model):
     campaign_pair = models.ForeignKey(
         CampaignPair, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
+    # No plain index: every lookup by campaign is of live leases (the partial indexes below),
+    # and with a fresh campaign's stale statistics the planner took a plain one for the
+    # claim's live-lease check and read every lease of the campaign on every claim.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
     )
