@@ -352,21 +352,54 @@ def rater_agreement(*, units: Sequence[Mapping[Hashable, Category | None]]) -> l
 def _bootstrapped(
     *, group_of: np.ndarray, n_groups: int, statistic: Statistic, resamples: int, seed: int
 ) -> Estimate:
+    return _bootstrapped_together(
+        group_of=group_of,
+        n_groups=n_groups,
+        statistics={"only": statistic},
+        resamples=resamples,
+        seed=seed,
+    )["only"]
+
+
+def _bootstrapped_together(
+    *,
+    group_of: np.ndarray,
+    n_groups: int,
+    statistics: dict[str, Statistic],
+    resamples: int,
+    seed: int,
+) -> dict[str, Estimate]:
+    """Each statistic with its percentile interval, all over the same resamples, drawn once."""
     n = len(group_of)
     if n == 0:
-        return Estimate(estimate=None, n=0, withheld=Withheld.EMPTY)
-    estimate = statistic(np.bincount(group_of, minlength=n_groups)[None, :])[0]
-    if np.isnan(estimate):
-        return Estimate(estimate=None, n=n, withheld=Withheld.NO_VARIATION)
-    chunks = _resampled_multiplicities(
-        group_of=group_of, n_groups=n_groups, resamples=resamples, seed=seed
-    )
-    replicates = np.concatenate([statistic(chunk) for chunk in chunks] or [np.empty(0)])
-    replicates = replicates[~np.isnan(replicates)]  # resamples where the coefficient is undefined
-    if replicates.size == 0:
-        return Estimate(estimate=float(estimate), n=n)
-    low, high = np.percentile(replicates, [2.5, 97.5])
-    return Estimate(estimate=float(estimate), n=n, low=float(low), high=float(high))
+        return {name: Estimate(estimate=None, n=0, withheld=Withheld.EMPTY) for name in statistics}
+    observed = np.bincount(group_of, minlength=n_groups)[None, :]
+    estimates = {name: statistic(observed)[0] for name, statistic in statistics.items()}
+    live = {
+        name: statistic for name, statistic in statistics.items() if not np.isnan(estimates[name])
+    }
+    replicates: dict[str, list[np.ndarray]] = {name: [] for name in live}
+    if live:
+        for chunk in _resampled_multiplicities(
+            group_of=group_of, n_groups=n_groups, resamples=resamples, seed=seed
+        ):
+            for name, statistic in live.items():
+                replicates[name].append(statistic(chunk))
+    results = {}
+    for name in statistics:
+        if name not in live:
+            results[name] = Estimate(estimate=None, n=n, withheld=Withheld.NO_VARIATION)
+            continue
+        drawn = np.concatenate(replicates[name] or [np.empty(0)])
+        drawn = drawn[~np.isnan(drawn)]  # resamples where the coefficient is undefined
+        if drawn.size == 0:
+            results[name] = Estimate(estimate=float(estimates[name]), n=n)
+            continue
+        low, high = np.percentile(drawn, [2.5, 97.5])
+        results[name] = Estimate(
+            estimate=float(estimates[name]), n=n, low=float(low), high=float(high)
+        )
+    return results
 
 
 def _resampled_multiplicities(
@@ -589,19 +622,17 @@ def two_rater_measures_from_counts(
     ]
     statistics = {"percent": _observed_agreement, "kappa": _kappa, "ac1": _ac1}
 
-    def measure(statistic: Statistic) -> Estimate:
-        def on_tables(multiplicities: np.ndarray) -> np.ndarray:
-            return statistic((multiplicities @ into_table).reshape(-1, k, k))
+    def on_tables(statistic: Statistic) -> Statistic:
+        return lambda multiplicities: statistic((multiplicities @ into_table).reshape(-1, k, k))
 
-        return _bootstrapped(
-            group_of=group_of,
-            n_groups=len(groups),
-            statistic=on_tables,
-            resamples=resamples,
-            seed=seed,
-        )
-
-    return {name: measure(statistic) for name, statistic in statistics.items()}
+    # The three share one set of resamples (as they would on the expanded items with one seed).
+    return _bootstrapped_together(
+        group_of=group_of,
+        n_groups=len(groups),
+        statistics={name: on_tables(statistic) for name, statistic in statistics.items()},
+        resamples=resamples,
+        seed=seed,
+    )
 
 
 def many_rater_measures_from_profiles(
