@@ -380,7 +380,7 @@ _SUMS = ", ".join(
     for term, condition in _REVIEWER_SUMS
 )
 # Reviews are first counted by everything the sums look at (a few thousand groups), so the
-# sixteen filtered sums run over those groups rather than over every review.
+# fourteen filtered sums run over those groups rather than over every review.
 _REVIEWER_SQL = f"""
     WITH w AS (
         SELECT r.reviewer_id, r.is_gold, r.blind_verdict, r.final_verdict, r.left_side,
