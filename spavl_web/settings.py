@@ -124,6 +124,16 @@ VAR_DIR = Path(env_str("SPAVL_VAR_DIR", str(BASE_DIR / "var")))
 
 if "DATABASE_URL" in os.environ:
     DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL"), conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django turns psycopg's prepared statements off (prepare_threshold None), which also
+        # ignores an explicit prepare=True. Django's own cursors bind on the client and never
+        # prepare whatever this says; a threshold no query reaches leaves exactly the
+        # statements that ask for it (the claim) prepared. Behind a pooler in transaction
+        # mode without prepared-statement support (PgBouncer before 1.21), set
+        # SPAVL_DB_PREPARE=0.
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+            2**31 - 1 if env_bool("SPAVL_DB_PREPARE", True) else None
+        )
 else:
     DATABASES = {
         "default": {

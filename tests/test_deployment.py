@@ -45,6 +45,24 @@ def test_it_refuses_the_development_key_in_production():
     assert "SECRET_KEY must be a random string" in result.stderr
 
 
+@pytest.mark.parametrize(("prepare", "threshold"), [(None, "2147483647"), ("0", "None")])
+def test_postgresql_connections_prepare_only_when_asked_and_keep_the_url_options(
+    prepare, threshold
+):
+    env = {"DATABASE_URL": "postgres://u@db.invalid:5432/spavl?sslmode=require"}
+    if prepare is not None:
+        env["SPAVL_DB_PREPARE"] = prepare
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; o = settings.DATABASES['default']['OPTIONS'];"
+        " print(o['prepare_threshold'], o['sslmode'])",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == [threshold, "require"]
+
+
 def test_the_deploy_check_prints_no_warnings_with_production_settings():
     result = run_manage(
         "check",

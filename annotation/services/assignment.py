@@ -383,7 +383,8 @@ def _execute_prepared(sql: str, params: Mapping[str, Any]) -> tuple[list[str], t
     """Run one statement as a server-side prepared statement: PostgreSQL plans the claim once
     per connection instead of once per claim (planning costs more than running it). Django's
     cursors bind on the client and never prepare, so this goes to psycopg directly and logs
-    the query as Django would (query counts in tests see it)."""
+    the query as Django would (query counts in tests see it). It needs the connection's
+    prepare_threshold set (settings.py does; Django's default, None, ignores prepare=True)."""
     connection.ensure_connection()
     started = time.monotonic()
     with psycopg.Cursor(connection.connection) as cursor:
