@@ -4,9 +4,11 @@ Portable between PostgreSQL and SQLite >= 3.30 (the embedded ``make demo`` datab
 FILTER, ROW_NUMBER() windows, CASTs and plain parameters; the one vendor switch is
 ``_greatest``. ``load_slice`` builds, inside the caller's transaction:
 
-- ``agr_review``: the slice's submitted reviews with their screen side and campaign stratum;
 - ``agr_pair``: one row per pair of the slice: taxonomy, the judge's verdict and probabilities,
-  people's vote counts (blind verdicts), the human verdict and its inverse-probability weight.
+  people's vote counts (blind verdicts), the human verdict and its sampling stratum;
+- ``agr_weight``: each sampling stratum's inverse-probability weight;
+- ``agr_reviewer``: the slice's reviews counted by reviewer and by what the reviewer figures
+  add up.
 
 Every aggregate then reads those tables, so the number of queries does not grow with the data.
 
@@ -107,7 +109,10 @@ def _greatest(*columns: str) -> str:
     return f"{function}({', '.join(columns)})"
 
 
-def _reviews_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
+def _slice_reviews(*, slice_: AgreementSlice, params: dict[str, Any]) -> tuple[str, str]:
+    """FROM and WHERE of the slice's submitted reviews ``r`` (joined to their campaign pair
+    ``cp`` only when the slice is a campaign's, and to their pair ``p``, question ``q`` and
+    taxonomy nodes only when it filters pairs: each join costs a hash of 100,000 rows)."""
     reviewer = ""
     if slice_.reviewer_id is not None:
         # The reviewer's pairs, with every review of them: agreement needs the others too.
@@ -120,17 +125,13 @@ def _reviews_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
     pairs = ""
     if slice_.filters_pairs:
         pairs = f"""JOIN annotation_pair p ON p.id = r.pair_id {_TAXONOMY_JOIN.format(pair="p")}"""
-    return f"""
-    CREATE TEMPORARY TABLE agr_review AS
-    SELECT r.id, r.pair_id, r.reviewer_id, r.blind_verdict, r.final_verdict, r.is_gold,
-           r.left_side, cp.campaign_id, cp.in_control_slice,
-           {_STRATUM.format(cp="cp")} AS stratum, cp.gold_verdict
-    FROM annotation_review r
-    JOIN annotation_campaignpair cp ON cp.id = r.campaign_pair_id
-    {pairs}
-    WHERE {_review_filter(slice_=slice_, params=params, alias="r")}
-      AND {_pair_filter(slice_=slice_, params=params)} {reviewer}
-    """
+    campaign = ""
+    if slice_.campaign_id is not None:
+        campaign = "JOIN annotation_campaignpair cp ON cp.id = r.campaign_pair_id"
+    tables = f"annotation_review r {campaign} {pairs}"
+    where = f"""{_review_filter(slice_=slice_, params=params, alias="r")}
+      AND {_pair_filter(slice_=slice_, params=params)} {reviewer}"""
+    return tables, where
 
 
 def _judgements_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
@@ -164,18 +165,23 @@ def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
         in_slice = "(j.pair_id IS NOT NULL OR v.pair_id IS NOT NULL)"
     campaign = "AND cp.campaign_id = %(campaign)s" if slice_.campaign_id is not None else ""
     top = _greatest("n_a", "n_b", "n_tie", "n_unsafe")
+    reviews, in_reviews = _slice_reviews(slice_=slice_, params=params)
+    taxonomy = _TAXONOMY_JOIN.format(pair="p")
+    if slice_.taxonomy_node_id is None:  # the category is the subcategory's parent
+        taxonomy = taxonomy[: taxonomy.index("LEFT JOIN annotation_taxonomynode cat")]
     return f"""
     CREATE TEMPORARY TABLE agr_pair AS
     WITH j AS ({_judgements_sql(slice_=slice_, params=params)}),
     v AS (
-        SELECT pair_id,
-               count(*) FILTER (WHERE blind_verdict = 'a') AS n_a,
-               count(*) FILTER (WHERE blind_verdict = 'b') AS n_b,
-               count(*) FILTER (WHERE blind_verdict = 'tie') AS n_tie,
-               count(*) FILTER (WHERE blind_verdict = 'both_unsafe') AS n_unsafe,
-               count(*) FILTER (WHERE blind_verdict = 'cannot_judge') AS n_cannot,
-               min(stratum) AS stratum
-        FROM agr_review WHERE NOT is_gold GROUP BY pair_id
+        SELECT r.pair_id,
+               count(*) FILTER (WHERE r.blind_verdict = 'a') AS n_a,
+               count(*) FILTER (WHERE r.blind_verdict = 'b') AS n_b,
+               count(*) FILTER (WHERE r.blind_verdict = 'tie') AS n_tie,
+               count(*) FILTER (WHERE r.blind_verdict = 'both_unsafe') AS n_unsafe,
+               min({_STRATUM.format(cp="vcp")}) AS stratum,
+               max({_STRATUM.format(cp="vcp")}) AS stratum_max
+        FROM {reviews} JOIN annotation_campaignpair vcp ON vcp.id = r.campaign_pair_id
+        WHERE {in_reviews} AND NOT r.is_gold GROUP BY r.pair_id
     ),
     adj AS (
         SELECT pair_id, verdict FROM (
@@ -197,8 +203,7 @@ def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
                + CASE WHEN n_unsafe = top THEN 1 ELSE 0 END AS tied
         FROM majority
     )
-    SELECT p.id AS pair_id, q.question_type, sub.id AS subcategory_id, cat.id AS category_id,
-           cat.parent_id AS domain_id, p.final_chosen,
+    SELECT p.id AS pair_id, sub.parent_id AS category_id, p.final_chosen,
            j.p_a_better, j.p_a_first, j.p_a_second, j.p_unsafe_a, j.p_unsafe_b,
            CASE WHEN j.pair_id IS NULL THEN NULL
                 WHEN j.p_unsafe_a > %(unsafe_above)s AND j.p_unsafe_b > %(unsafe_above)s
@@ -208,7 +213,6 @@ def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
                AS judge_side,
            coalesce(v.n_a, 0) AS n_a, coalesce(v.n_b, 0) AS n_b,
            coalesce(v.n_tie, 0) AS n_tie, coalesce(v.n_unsafe, 0) AS n_unsafe,
-           coalesce(v.n_cannot, 0) AS n_cannot,
            CASE WHEN v.pair_id IS NULL THEN 'unreviewed'
                 WHEN adj.verdict = 'cannot_judge' THEN 'cannot_judge'
                 WHEN adj.verdict IS NOT NULL THEN 'verdict'
@@ -220,9 +224,9 @@ def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
                 WHEN v.top = 0 OR v.tied > 1 THEN NULL
                 WHEN v.n_a = v.top THEN 'a' WHEN v.n_b = v.top THEN 'b'
                 WHEN v.n_tie = v.top THEN 'tie' ELSE 'both_unsafe' END AS human_verdict,
-           coalesce(v.stratum %% 4 < 2, FALSE) AS in_control, v.stratum
+           coalesce(v.stratum %% 4 < 2, FALSE) AS in_control, v.stratum, v.stratum_max
     FROM annotation_pair p
-    {_TAXONOMY_JOIN.format(pair="p")}
+    {taxonomy}
     LEFT JOIN j ON j.pair_id = p.id
     LEFT JOIN tally v ON v.pair_id = p.id
     LEFT JOIN adj ON adj.pair_id = p.id
@@ -232,11 +236,14 @@ def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
 
 def _weights_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
     """agr_weight: each sampling stratum's inverse-probability weight, pool pairs over
-    reviewed pairs (a handful of rows; agr_pair carries its pairs' stratum)."""
+    reviewed pairs (a handful of rows). A pair counts as reviewed in each stratum it was
+    reviewed in; agr_pair gives the stratum of every pair reviewed in one, and the reviews are
+    read again only for pairs reviewed in several (several campaigns), when there are any."""
     campaign = "AND cp.campaign_id = %(campaign)s" if slice_.campaign_id is not None else ""
     pool_join = ""
     if slice_.filters_pairs:
         pool_join = f"JOIN annotation_pair p ON p.id = cp.pair_id {_TAXONOMY_JOIN.format(pair='p')}"
+    reviews, in_reviews = _slice_reviews(slice_=slice_, params=params)
     return f"""
     CREATE TEMPORARY TABLE agr_weight AS
     WITH pool AS (
@@ -246,8 +253,15 @@ def _weights_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
         GROUP BY 1
     ),
     reviewed AS (
-        SELECT stratum, count(*) AS reviewed_pairs
-        FROM (SELECT DISTINCT stratum, pair_id FROM agr_review WHERE NOT is_gold) distinct_pairs
+        SELECT stratum, count(*) AS reviewed_pairs FROM (
+            SELECT stratum, pair_id FROM agr_pair WHERE stratum = stratum_max
+            UNION ALL
+            SELECT DISTINCT {_STRATUM.format(cp="rcp")}, r.pair_id FROM {reviews}
+            JOIN annotation_campaignpair rcp ON rcp.id = r.campaign_pair_id
+            WHERE EXISTS (SELECT 1 FROM agr_pair WHERE stratum <> stratum_max)
+              AND r.pair_id IN (SELECT pair_id FROM agr_pair WHERE stratum <> stratum_max)
+              AND NOT r.is_gold AND {in_reviews}
+        ) reviewed_pairs
         GROUP BY stratum
     )
     SELECT reviewed.stratum,
@@ -256,10 +270,38 @@ def _weights_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
     """
 
 
+def _reviewer_groups_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
+    """agr_reviewer: the slice's reviews counted by reviewer and by everything reviewer_rows
+    adds up (a few thousand rows), with the pair's judge verdict and, for a usable blind
+    verdict, how many of the pair's other usable blind verdicts there are and agree with it."""
+    reviews, in_reviews = _slice_reviews(slice_=slice_, params=params)
+    return f"""
+    CREATE TEMPORARY TABLE agr_reviewer AS
+    SELECT r.reviewer_id, r.is_gold, r.blind_verdict, r.final_verdict, r.left_side,
+           gold.gold_verdict,
+           ap.judge_verdict,
+           CASE WHEN NOT r.is_gold AND r.blind_verdict <> 'cannot_judge'
+                THEN ap.n_a + ap.n_b + ap.n_tie + ap.n_unsafe - 1 ELSE 0 END AS others,
+           CASE WHEN r.is_gold THEN 0
+                WHEN r.blind_verdict = 'a' THEN ap.n_a - 1
+                WHEN r.blind_verdict = 'b' THEN ap.n_b - 1
+                WHEN r.blind_verdict = 'tie' THEN ap.n_tie - 1
+                WHEN r.blind_verdict = 'both_unsafe' THEN ap.n_unsafe - 1
+                ELSE 0 END AS same,
+           count(*) AS n
+    FROM {reviews} LEFT JOIN agr_pair ap ON ap.pair_id = r.pair_id
+    -- Only gold campaign pairs have a gold verdict (a constraint): hash those few, not all.
+    LEFT JOIN (SELECT id, gold_verdict FROM annotation_campaignpair WHERE is_gold) gold
+        ON gold.id = r.campaign_pair_id
+    WHERE {in_reviews}
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    """
+
+
 def drop_slice() -> None:
     """Drop the slice's temporary tables (they live as long as the connection otherwise)."""
     with connection.cursor() as cursor:
-        tables = ("agr_review", "agr_pair", "agr_weight")
+        tables = ("agr_pair", "agr_weight", "agr_reviewer")
         if connection.vendor == "postgresql":
             cursor.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
         else:  # SQLite drops one table per statement
@@ -268,12 +310,13 @@ def drop_slice() -> None:
 
 
 def load_slice(*, slice_: AgreementSlice) -> None:
-    """Build agr_review and agr_pair for the slice (call inside ``transaction.atomic``)."""
+    """Build agr_pair, agr_weight and agr_reviewer for the slice (call inside
+    ``transaction.atomic``)."""
     params: dict[str, Any] = {}
-    statements = [
-        _reviews_sql(slice_=slice_, params=params),
-        _pairs_sql(slice_=slice_, params=params),
+    pairs = _pairs_sql(slice_=slice_, params=params)
+    derived = [
         _weights_sql(slice_=slice_, params=params),
+        _reviewer_groups_sql(slice_=slice_, params=params),
     ]
     drop_slice()
     with connection.cursor() as cursor:
@@ -281,18 +324,19 @@ def load_slice(*, slice_: AgreementSlice) -> None:
             # For this transaction only: the default 4 MB spills the slice's hash joins and
             # aggregates to disk, and the default parallel costs keep scans of a few hundred
             # thousand rows on one core where two workers take a third off the slice's load.
+            # JIT compiling takes longer than any of these statements runs.
             cursor.execute(
-                "SELECT set_config('work_mem', '64MB', true),"
+                "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),"
                 " set_config('parallel_setup_cost', '10', true),"
                 " set_config('parallel_tuple_cost', '0.001', true)"
             )
-        for statement in statements:
-            cursor.execute(statement, params)
+        cursor.execute(pairs, params)
         # Temporary tables get no automatic statistics; without them the joins plan badly.
-        # The join key is all the aggregates need; PostgreSQL analyses it alone 6x faster.
+        # The join key is all the later statements need; PostgreSQL analyses it alone 6x faster.
         key = " (pair_id)" if connection.vendor == "postgresql" else ""
-        cursor.execute(f"ANALYZE agr_review{key}")
         cursor.execute(f"ANALYZE agr_pair{key}")
+        for statement in derived:
+            cursor.execute(statement, params)
 
 
 def keep_only_pairs(*, pair_ids: list[int]) -> None:
@@ -306,11 +350,11 @@ def keep_only_pairs(*, pair_ids: list[int]) -> None:
             batch = unique[start : start + 500]
             values = ", ".join(["(%s)"] * len(batch))
             cursor.execute(f"INSERT INTO agr_only (pair_id) VALUES {values}", batch)
-        for table in ("agr_pair", "agr_review"):
-            cursor.execute(
-                f"DELETE FROM {table} WHERE pair_id NOT IN (SELECT pair_id FROM agr_only)"
-            )
-        cursor.execute("DROP TABLE agr_only")
+        cursor.execute("DELETE FROM agr_pair WHERE pair_id NOT IN (SELECT pair_id FROM agr_only)")
+        # Reviewer figures are counted over all of a reviewer's reviews and cannot be narrowed
+        # to some pairs: without their table, reviewer_rows fails rather than answer wrongly.
+        for table in ("agr_only", "agr_reviewer"):
+            cursor.execute(f"DROP TABLE {table}")
 
 
 def _fetch(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -352,7 +396,7 @@ def reviewer_rows() -> list[tuple[Any, ...]]:
     gold reviews, gold correct, then anchoring: changed after the reveal, changed toward the
     judge, away from it, between two other verdicts). A usable review is compared with the
     pair's other usable blind verdicts, which the pair's vote counts give without a window.
-    Anchoring rides along so one join of reviews to pairs serves both."""
+    Anchoring rides along: both come from agr_reviewer's one pass over the reviews."""
     return _fetch(_REVIEWER_SQL)
 
 
@@ -379,26 +423,11 @@ _SUMS = ", ".join(
     f"CAST(coalesce(sum({term}) FILTER (WHERE {condition}), 0) AS BIGINT)"
     for term, condition in _REVIEWER_SUMS
 )
-# Reviews are first counted by everything the sums look at (a few thousand groups), so the
-# fourteen filtered sums run over those groups rather than over every review.
+# agr_reviewer has counted the reviews by everything the sums look at (a few thousand groups),
+# so the fourteen filtered sums run over those groups rather than over every review.
 _REVIEWER_SQL = f"""
-    WITH w AS (
-        SELECT r.reviewer_id, r.is_gold, r.blind_verdict, r.final_verdict, r.left_side,
-               r.gold_verdict, p.judge_verdict,
-               CASE WHEN NOT r.is_gold AND r.blind_verdict <> 'cannot_judge'
-                    THEN p.n_a + p.n_b + p.n_tie + p.n_unsafe - 1 ELSE 0 END AS others,
-               CASE WHEN r.is_gold THEN 0
-                    WHEN r.blind_verdict = 'a' THEN p.n_a - 1
-                    WHEN r.blind_verdict = 'b' THEN p.n_b - 1
-                    WHEN r.blind_verdict = 'tie' THEN p.n_tie - 1
-                    WHEN r.blind_verdict = 'both_unsafe' THEN p.n_unsafe - 1
-                    ELSE 0 END AS same,
-               count(*) AS n
-        FROM agr_review r LEFT JOIN agr_pair p ON p.pair_id = r.pair_id
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-    )
     SELECT w.reviewer_id, u.username, {_SUMS}
-    FROM w JOIN auth_user u ON u.id = w.reviewer_id
+    FROM agr_reviewer w JOIN auth_user u ON u.id = w.reviewer_id
     GROUP BY w.reviewer_id, u.username ORDER BY u.username"""
 
 
@@ -480,6 +509,13 @@ _FINGERPRINT_SQL = f"""
        FROM annotation_question) questions,
       (SELECT count(*), max(id), sum(parent_id) FROM annotation_taxonomynode) nodes
 """
+
+
+def write_counters() -> tuple[int, int | None]:
+    """(slots, sum of their counters) of the write counters that PostgreSQL's triggers keep;
+    (0, None) where nothing has bumped them (SQLite, a new or emptied table)."""
+    (row,) = _fetch("SELECT count(*), sum(version) FROM annotation_dataversion")
+    return int(row[0]), None if row[1] is None else int(row[1])
 
 
 def data_fingerprint() -> tuple[Any, ...]:

@@ -140,6 +140,29 @@ def test_it_weights_routed_reviews_by_the_inverse_review_probability(spavl_taxon
     assert figures["control"]["percent"]["n"] == 0
 
 
+def test_a_pair_reviewed_in_two_campaigns_counts_as_reviewed_in_both(spavl_taxonomy, people):
+    first, second = make_agreement_campaign(), make_agreement_campaign(name="second")
+    n = MIN_SLICE_N
+    # First campaign: 2n pool pairs, n reviewed (weight 2), the judge agrees on all of them.
+    shared, *_ = [
+        judged_and_reviewed(campaign=first, verdicts=["a"], p=0.9, people=people)
+        for _ in range(n)
+    ]
+    for _ in range(n):
+        pair = make_pair()
+        make_judgement(pair=pair, p_a_better=0.9)
+        make_pool_pair(campaign=first, pair=pair)
+    # Second campaign: 2 pool pairs, both reviewed (weight 1): one of the first campaign's
+    # again, and one where the judge disagrees.
+    make_agreement_review(campaign=second, pair=shared, reviewer=people[1], blind="a")
+    judged_and_reviewed(campaign=second, verdicts=["b"], p=0.9, people=people)
+    figures = build_dashboard(slice_=AgreementSlice())["judge_vs_people"]
+    assert figures["raw"]["percent"]["estimate"] == pytest.approx(n / (n + 1))
+    # The shared pair takes its first campaign's weight, 2. Counted as reviewed in the first
+    # campaign only, the second's weight would be 2 / 1 and the weighted figure 2n / (2n + 2).
+    assert figures["weighted"]["percent"]["estimate"] == pytest.approx(2 * n / (2 * n + 1))
+
+
 def test_it_scores_the_control_slice_alone(spavl_taxonomy, people):
     campaign = make_agreement_campaign()
     for i in range(30):
