@@ -145,8 +145,7 @@ def test_a_pair_reviewed_in_two_campaigns_counts_as_reviewed_in_both(spavl_taxon
     n = MIN_SLICE_N
     # First campaign: 2n pool pairs, n reviewed (weight 2), the judge agrees on all of them.
     shared, *_ = [
-        judged_and_reviewed(campaign=first, verdicts=["a"], p=0.9, people=people)
-        for _ in range(n)
+        judged_and_reviewed(campaign=first, verdicts=["a"], p=0.9, people=people) for _ in range(n)
     ]
     for _ in range(n):
         pair = make_pair()
