@@ -328,11 +328,14 @@ def load_slice(*, slice_: AgreementSlice) -> None:
             cursor.execute(
                 "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),"
                 " set_config('parallel_setup_cost', '10', true),"
-                " set_config('parallel_tuple_cost', '0.001', true)"
+                " set_config('parallel_tuple_cost', '0.001', true),"
+                " set_config('default_statistics_target', '10', true)"
             )
         cursor.execute(pairs, params)
         # Temporary tables get no automatic statistics; without them the joins plan badly.
-        # The join key is all the later statements need; PostgreSQL analyses it alone 6x faster.
+        # The join key is all the later statements need; PostgreSQL analyses it alone 6x
+        # faster, and 3x faster again from the smaller sample of a statistics target of 10
+        # (the row count is exact either way, and the key is unique).
         key = " (pair_id)" if connection.vendor == "postgresql" else ""
         cursor.execute(f"ANALYZE agr_pair{key}")
         for statement in derived:
