@@ -292,3 +292,44 @@ def test_it_summarises_exported_pairs_for_the_dataset_card(spavl_taxonomy, peopl
     assert summary["counts"]["with_human_verdict"] == 30
     assert summary["judge_vs_people"]["raw"]["percent"]["estimate"] == 1.0
     assert agreement_summary_for_export(pair_ids_or_queryset=[]) is None
+
+
+def test_a_reviewers_slice_keeps_the_other_reviews_of_their_pairs_and_a_week_its_own(
+    spavl_taxonomy, people
+):
+    from datetime import UTC, date, datetime
+
+    campaign = make_agreement_campaign()
+    first, second, third = people
+    january, february = datetime(2026, 1, 6, tzinfo=UTC), datetime(2026, 2, 3, tzinfo=UTC)
+    # Pair one: the first and second reviewer agree (January); pair two: the second and the
+    # third disagree (February); pair three: the third alone (February).
+    shared, disputed, alone = make_pair(), make_pair(), make_pair()
+    for pair in (shared, disputed, alone):
+        make_judgement(pair=pair, p_a_better=0.9)
+    for person, pair, verdict, when in (
+        (first, shared, "a", january),
+        (second, shared, "a", january),
+        (second, disputed, "a", february),
+        (third, disputed, "b", february),
+        (third, alone, "a", february),
+    ):
+        make_agreement_review(
+            campaign=campaign, pair=pair, reviewer=person, blind=verdict, submitted_at=when
+        )
+
+    def reviewers(result: dict[str, Any]) -> dict[str, int]:
+        return {row["reviewer"]: row["reviews"] for row in result["people_vs_people"]["reviewers"]}
+
+    mine = build_dashboard(slice_=AgreementSlice(reviewer_id=first.pk))
+    assert mine["counts"]["reviewed"] == 1
+    assert mine["counts"]["with_human_verdict"] == 1
+    assert reviewers(mine) == {"person0": 1, "person1": 1}  # the other review of their pair
+    theirs = build_dashboard(slice_=AgreementSlice(reviewer_id=second.pk))
+    assert theirs["counts"]["reviewed"] == 2
+    assert theirs["counts"]["no_majority"] == 1
+    assert reviewers(theirs) == {"person0": 1, "person1": 2, "person2": 1}
+    week = build_dashboard(slice_=AgreementSlice(week=date(2026, 2, 2)))
+    assert week["counts"]["reviewed"] == 2
+    assert week["counts"]["judged"] == 2  # pairs of the week only, though all are judged
+    assert reviewers(week) == {"person1": 1, "person2": 2}
