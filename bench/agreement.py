@@ -268,7 +268,7 @@ def measure() -> None:
             "safety_rows",
         ):
             timed(f"  {name}", getattr(queries, name))
-    timed("data_fingerprint (cache key)", data_version)
+    timed("data version (cache key)", data_version)
     timed("build_dashboard, overall", lambda: build_dashboard(slice_=overall))
     category = TaxonomyNode.objects.filter(level=2).order_by("key").first()
     assert category is not None
