@@ -3,7 +3,7 @@
 The data version changes whenever a review, adjudication, judgement, campaign pair, pair,
 question or taxonomy node does, by any code path (services, admin, bulk updates, raw SQL), so
 nothing has to remember to invalidate. On PostgreSQL it is the sum of write counters that
-statement triggers bump (``DataVersion``, migration 0010): reading it costs a fraction of a
+statement triggers bump (``DataVersion``, migrations 0010-0011): reading it costs a fraction of a
 millisecond, where checksumming 600,000 rows cost 85 ms on every page view. Without counters
 (SQLite, or before the first write) it is a checksum of the data (queries.data_fingerprint).
 

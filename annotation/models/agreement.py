@@ -8,11 +8,12 @@ __all__ = ["DataVersion"]
 
 
 class DataVersion(models.Model):
-    """One counter per slot, bumped by PostgreSQL triggers (migration 0010) by every statement
-    that writes a table the dashboard reads; a transaction bumps the slot of its connection
-    (backend pid mod 64), so concurrent writers seldom wait on each other's row. A slot starts
-    at a random value, so the sum over slots, the cache's data version, never comes back to
-    an earlier value, even after the table is emptied. Nothing in Python writes it."""
+    """64 counters, bumped by PostgreSQL triggers (migrations 0010 and 0011) by every statement
+    that writes a table the dashboard reads. A statement bumps a slot no other transaction
+    holds (SKIP LOCKED, its backend's own first), so writers never wait on each other here and
+    cannot deadlock through it. A slot starts at a random value, so the sum over slots, the
+    cache's data version, never comes back to an earlier value, even after the table is
+    emptied. Nothing in Python writes it."""
 
     slot = models.SmallIntegerField(primary_key=True)
     version = models.BigIntegerField()

@@ -3,9 +3,12 @@ code path, and the claims that run a thousand times a second do not."""
 
 from __future__ import annotations
 
+import importlib
+import threading
+
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, transaction
 
 from annotation.agreement.cache import data_version
 from annotation.models import CampaignPair, DataVersion, Pair, Question, Review, TaxonomyNode
@@ -80,3 +83,43 @@ def test_without_counters_it_checksums_the_data_and_counters_never_repeat(
     assert data_version() != checksum
     # A slot starts at a random value, so an emptied table does not count through old values.
     assert data_version() != counted
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_never_waits_for_another_transactions_counter(spavl_taxonomy, postgresql):
+    """Waiting for a counter could deadlock a writer holding a pair's lock against one holding
+    the counter and wanting the pair; the trigger takes a free counter instead."""
+    migration = importlib.import_module("annotation.migrations.0011_data_version_skip_locked")
+    pair = make_pair()
+    with connection.cursor() as cursor:
+        cursor.execute(migration.FILL)  # every slot, as after migrating (tests empty tables)
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_this_backends_own_slot() -> None:  # on the thread's own connection
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT slot FROM annotation_dataversion WHERE slot = mod(%s, 64) FOR UPDATE",
+                    [pid],
+                )
+                assert cursor.fetchone() is not None
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_this_backends_own_slot)
+    holder.start()
+    try:
+        assert held.wait(10)
+        before = data_version()
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '500ms'")
+            Pair.objects.filter(pk=pair.pk).update(final_label="judge_only", final_chosen="a")
+        assert data_version() != before
+    finally:
+        release.set()
+        holder.join()
