@@ -215,6 +215,8 @@ def seed(*, pairs: int, reviews: int) -> None:
             "submitted_at": when,
             "changed_after_reveal": final != blind,
             "from_control_slice": pk in control,
+            "campaign_id": campaign.pk,
+            "flagged": pk in flagged,
         }
 
     copy_rows(Review, (review(pk, reviewer) for pk, reviewer in plan))

@@ -316,6 +316,8 @@ def make_agreement_review(
         changed_after_reveal=(final or blind) != blind,
         from_control_slice=campaign_pair.in_control_slice,
         left_side=left_side,
+        campaign=campaign,
+        flagged=campaign_pair.priority > 0,
         is_gold=bool(gold_verdict),
     )
 

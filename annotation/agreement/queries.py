@@ -80,7 +80,7 @@ def _review_filter(*, slice_: AgreementSlice, params: dict[str, Any], alias: str
     conditions = [f"{alias}.submitted_at IS NOT NULL"]
     if slice_.campaign_id is not None:
         params["campaign"] = slice_.campaign_id
-        conditions.append("cp.campaign_id = %(campaign)s")
+        conditions.append(f"{alias}.campaign_id = %(campaign)s")
     if slice_.week is not None:
         start = datetime.combine(slice_.week, time.min, tzinfo=UTC)
         params["week_start"] = connection.ops.adapt_datetimefield_value(start)
@@ -98,9 +98,12 @@ _TAXONOMY_JOIN = """
 """
 
 # A pair's sampling stratum as one integer: campaign, then control slice first, then flagged.
-# min() over it picks a pair's first campaign, preferring its control slice there.
+# min() over it picks a pair's first campaign, preferring its control slice there. A campaign
+# pair's, and the same read from the copies on its reviews.
 _STRATUM = """({cp}.campaign_id * 4 + CASE WHEN {cp}.in_control_slice THEN 0 ELSE 2 END
               + CASE WHEN {cp}.priority > 0 THEN 1 ELSE 0 END)"""
+_REVIEW_STRATUM = """(r.campaign_id * 4 + CASE WHEN r.from_control_slice THEN 0 ELSE 2 END
+                     + CASE WHEN r.flagged THEN 1 ELSE 0 END)"""
 
 
 def _greatest(*columns: str) -> str:
@@ -110,25 +113,21 @@ def _greatest(*columns: str) -> str:
 
 
 def _slice_reviews(*, slice_: AgreementSlice, params: dict[str, Any]) -> tuple[str, str]:
-    """FROM and WHERE of the slice's submitted reviews ``r`` (joined to their campaign pair
-    ``cp`` only when the slice is a campaign's, and to their pair ``p``, question ``q`` and
-    taxonomy nodes only when it filters pairs: each join costs a hash of 100,000 rows)."""
+    """FROM and WHERE of the slice's submitted reviews ``r`` (joined to their pair ``p``,
+    question ``q`` and taxonomy nodes only when the slice filters pairs: each join costs a
+    hash of 100,000 rows; a review carries its campaign and stratum itself)."""
     reviewer = ""
     if slice_.reviewer_id is not None:
         # The reviewer's pairs, with every review of them: agreement needs the others too.
         params["reviewer"] = slice_.reviewer_id
         reviewer = f"""AND r.pair_id IN (
             SELECT r2.pair_id FROM annotation_review r2
-            JOIN annotation_campaignpair cp ON cp.id = r2.campaign_pair_id
             WHERE r2.reviewer_id = %(reviewer)s AND NOT r2.is_gold
               AND {_review_filter(slice_=slice_, params=params, alias="r2")})"""
     pairs = ""
     if slice_.filters_pairs:
         pairs = f"""JOIN annotation_pair p ON p.id = r.pair_id {_TAXONOMY_JOIN.format(pair="p")}"""
-    campaign = ""
-    if slice_.campaign_id is not None:
-        campaign = "JOIN annotation_campaignpair cp ON cp.id = r.campaign_pair_id"
-    tables = f"annotation_review r {campaign} {pairs}"
+    tables = f"annotation_review r {pairs}"
     where = f"""{_review_filter(slice_=slice_, params=params, alias="r")}
       AND {_pair_filter(slice_=slice_, params=params)} {reviewer}"""
     return tables, where
@@ -178,9 +177,8 @@ def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
                count(*) FILTER (WHERE r.blind_verdict = 'b') AS n_b,
                count(*) FILTER (WHERE r.blind_verdict = 'tie') AS n_tie,
                count(*) FILTER (WHERE r.blind_verdict = 'both_unsafe') AS n_unsafe,
-               min({_STRATUM.format(cp="vcp")}) AS stratum,
-               max({_STRATUM.format(cp="vcp")}) AS stratum_max
-        FROM {reviews} JOIN annotation_campaignpair vcp ON vcp.id = r.campaign_pair_id
+               min({_REVIEW_STRATUM}) AS stratum, max({_REVIEW_STRATUM}) AS stratum_max
+        FROM {reviews}
         WHERE {in_reviews} AND NOT r.is_gold GROUP BY r.pair_id
     ),
     adj AS (
@@ -256,8 +254,7 @@ def _weights_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
         SELECT stratum, count(*) AS reviewed_pairs FROM (
             SELECT stratum, pair_id FROM agr_pair WHERE stratum = stratum_max
             UNION ALL
-            SELECT DISTINCT {_STRATUM.format(cp="rcp")}, r.pair_id FROM {reviews}
-            JOIN annotation_campaignpair rcp ON rcp.id = r.campaign_pair_id
+            SELECT DISTINCT {_REVIEW_STRATUM}, r.pair_id FROM {reviews}
             WHERE EXISTS (SELECT 1 FROM agr_pair WHERE stratum <> stratum_max)
               AND r.pair_id IN (SELECT pair_id FROM agr_pair WHERE stratum <> stratum_max)
               AND NOT r.is_gold AND {in_reviews}

@@ -317,6 +317,14 @@ class Review(models.Model):
     # The assignment's left side, copied here so the agreement dashboard reads reviewers'
     # position bias without joining every assignment (a review never changes its side).
     left_side = models.CharField(max_length=1, choices=ScreenSide.choices, blank=True)
+    # The campaign pair's sampling stratum (campaign, judge-flagged; the control slice is
+    # from_control_slice), copied for the same reason: the dashboard's inverse-probability
+    # weights group reviews by it without joining each review to its campaign pair. None of
+    # them changes once the campaign exists. No database constraint: campaign_pair has one.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    flagged = models.BooleanField(default=False)
     is_gold = models.BooleanField(default=False)
     active_seconds = models.PositiveIntegerField(default=0)
     taxonomy_correction = models.ForeignKey(

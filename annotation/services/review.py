@@ -117,6 +117,8 @@ def give_blind_verdict(
         revealed_at=now,
         from_control_slice=assignment.from_control_slice,
         left_side=assignment.left_side,
+        campaign_id=assignment.campaign_id,
+        flagged=assignment.campaign_pair.priority > 0,
         is_gold=assignment.is_gold,
     )
     _apply_details(

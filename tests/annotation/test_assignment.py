@@ -98,6 +98,26 @@ def test_it_serves_judge_flagged_pairs_first(spavl_taxonomy, reviewer):
     assert assignment is not None and assignment.campaign_pair.pair == flagged
 
 
+def test_a_review_carries_its_campaign_pairs_sampling_stratum(spavl_taxonomy, reviewer):
+    """The agreement weights read the stratum from the review: it must be the campaign pair's."""
+    for flagged in (True, False, False):
+        _judge(make_pair(), needs_review=flagged)
+    campaign = create_campaign(
+        name="c", created_by=None, rules=CampaignRules(control_share=0.34), seed=2
+    )
+    seen = set()
+    for _ in range(3):
+        assignment = claim_next_pair(campaign=campaign, reviewer=reviewer)
+        assert assignment is not None
+        review = _review(assignment)
+        campaign_pair = assignment.campaign_pair
+        assert review.campaign_id == campaign_pair.campaign_id == campaign.pk
+        assert review.flagged == (campaign_pair.priority > 0)
+        assert review.from_control_slice == campaign_pair.in_control_slice
+        seen.add(review.flagged)
+    assert seen == {True, False}
+
+
 def test_it_draws_the_control_slice_reproducibly_from_the_seed(spavl_taxonomy):
     for _ in range(40):
         make_pair()
