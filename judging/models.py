@@ -225,6 +225,24 @@ class Judgement(models.Model):
             models.Index(
                 fields=["pair"], condition=Q(needs_review=True), name="judgement_needs_review"
             ),
+            # Each pair's latest usable judgement, in order and with what the agreement
+            # dashboard reads, so its DISTINCT ON is one index-only scan (PostgreSQL; SQLite
+            # gets the index without the included columns).
+            models.Index(
+                fields=["pair", "-created_at", "-id"],
+                include=[
+                    "run",
+                    "configuration",
+                    "p_a_better",
+                    "p_a_first",
+                    "p_a_second",
+                    "prefers_a",
+                    "p_unsafe_a",
+                    "p_unsafe_b",
+                ],
+                condition=Q(status=JudgementStatus.OK),
+                name="judgement_latest_ok",
+            ),
         ]
 
     def __str__(self) -> str:
