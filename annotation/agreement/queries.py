@@ -91,9 +91,11 @@ def _review_filter(*, slice_: AgreementSlice, params: dict[str, Any], alias: str
     return " AND ".join(conditions)
 
 
-_TAXONOMY_JOIN = """
+_SUBCATEGORY_JOIN = """
     JOIN annotation_question q ON q.id = {pair}.question_id
     LEFT JOIN annotation_taxonomynode sub ON sub.id = q.subcategory_id
+"""
+_TAXONOMY_JOIN = f"""{_SUBCATEGORY_JOIN}
     LEFT JOIN annotation_taxonomynode cat ON cat.id = sub.parent_id
 """
 
@@ -165,9 +167,10 @@ def _pairs_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> str:
     campaign = "AND cp.campaign_id = %(campaign)s" if slice_.campaign_id is not None else ""
     top = _greatest("n_a", "n_b", "n_tie", "n_unsafe")
     reviews, in_reviews = _slice_reviews(slice_=slice_, params=params)
-    taxonomy = _TAXONOMY_JOIN.format(pair="p")
-    if slice_.taxonomy_node_id is None:  # the category is the subcategory's parent
-        taxonomy = taxonomy[: taxonomy.index("LEFT JOIN annotation_taxonomynode cat")]
+    # The category is the subcategory's parent; its node is joined only to filter by it.
+    taxonomy = (_SUBCATEGORY_JOIN if slice_.taxonomy_node_id is None else _TAXONOMY_JOIN).format(
+        pair="p"
+    )
     return f"""
     CREATE TEMPORARY TABLE agr_pair AS
     WITH j AS ({_judgements_sql(slice_=slice_, params=params)}),

@@ -10,6 +10,8 @@ it waits only when every one of the 64 is held elsewhere, which takes 64 concurr
 from django.db import migrations
 
 SLOTS = 64
+# A new slot's first value: random, so an emptied table never counts through old sums.
+START = "1 + floor(random() * 4503599627370496)::bigint"
 
 BUMP = f"""
 CREATE OR REPLACE FUNCTION annotation_bump_data_version() RETURNS trigger
@@ -24,10 +26,9 @@ BEGIN
         UPDATE annotation_dataversion SET version = version + 1 WHERE slot = free;
         RETURN NULL;
     END IF;
-    -- No slot free here: the table was emptied (a test flush), or all are held elsewhere. A new
-    -- slot starts at a random value, so the sum never comes back to an earlier one.
+    -- No slot free here: the table was emptied (a test flush), or all are held elsewhere.
     INSERT INTO annotation_dataversion AS v (slot, version)
-    SELECT s, 1 + floor(random() * 4503599627370496)::bigint
+    SELECT s, {START}
     FROM generate_series(0, {SLOTS} - 1) s
     WHERE NOT EXISTS (SELECT FROM annotation_dataversion d WHERE d.slot = s)
     ORDER BY s = mod(pg_backend_pid(), {SLOTS}) DESC, s
@@ -35,7 +36,7 @@ BEGIN
     ON CONFLICT (slot) DO NOTHING;
     IF NOT FOUND THEN  -- every slot exists and is held elsewhere: wait for this backend's own
         INSERT INTO annotation_dataversion AS v (slot, version)
-        VALUES (mod(pg_backend_pid(), {SLOTS}), 1 + floor(random() * 4503599627370496)::bigint)
+        VALUES (mod(pg_backend_pid(), {SLOTS}), {START})
         ON CONFLICT (slot) DO UPDATE SET version = v.version + 1;
     END IF;
     RETURN NULL;
@@ -46,7 +47,7 @@ $$
 # Every slot exists from the start, each at a random value.
 FILL = f"""
 INSERT INTO annotation_dataversion (slot, version)
-SELECT s, 1 + floor(random() * 4503599627370496)::bigint FROM generate_series(0, {SLOTS} - 1) s
+SELECT s, {START} FROM generate_series(0, {SLOTS} - 1) s
 ON CONFLICT (slot) DO NOTHING
 """
 

@@ -4,15 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0012_review_stratum'),
-        ('judging', '0002_run_verdict_summary'),
+        ("annotation", "0012_review_stratum"),
+        ("judging", "0002_run_verdict_summary"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='judgement',
-            index=models.Index(condition=models.Q(('status', 'ok')), fields=['pair', '-created_at', '-id'], include=('run', 'configuration', 'p_a_better', 'p_a_first', 'p_a_second', 'prefers_a', 'p_unsafe_a', 'p_unsafe_b'), name='judgement_latest_ok'),
+            model_name="judgement",
+            index=models.Index(
+                condition=models.Q(("status", "ok")),
+                fields=["pair", "-created_at", "-id"],
+                include=(
+                    "run",
+                    "configuration",
+                    "p_a_better",
+                    "p_a_first",
+                    "p_a_second",
+                    "prefers_a",
+                    "p_unsafe_a",
+                    "p_unsafe_b",
+                ),
+                name="judgement_latest_ok",
+            ),
         ),
     ]
