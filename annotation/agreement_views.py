@@ -17,6 +17,7 @@ from annotation.agreement import charts
 from annotation.agreement.cache import cached_dashboard
 from annotation.agreement.dashboard import DEFAULT_TARGET, DEFINITIONS, flatten_dashboard
 from annotation.agreement.queries import AgreementSlice
+from annotation.demo_reviews import SIMULATED_PREFIX
 from annotation.models import Campaign, QuestionType, Review, TaxonomyNode
 from judging.models import JudgeConfiguration, JudgeRun
 
@@ -120,6 +121,22 @@ def dashboard_charts(result: dict[str, Any]) -> list[charts.Chart]:
     ]
 
 
+def simulated_share(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The slice's reviews by simulated demo reviewers (annotation.demo_reviews), read from the
+    reviewer rows so it costs no query; None when there are none."""
+    rows = [
+        row
+        for row in result["people_vs_people"]["reviewers"]
+        if row["reviewer"].startswith(SIMULATED_PREFIX) and row["reviews"]
+    ]
+    if not rows:
+        return None
+    return {
+        "reviews": sum(row["reviews"] for row in rows),
+        "reviewers": [r["reviewer"] for r in rows],
+    }
+
+
 @require_GET
 def agreement(request: HttpRequest) -> HttpResponse:
     access_agreement(user=request.user)
@@ -128,6 +145,7 @@ def agreement(request: HttpRequest) -> HttpResponse:
     context = {
         "result": result,
         "charts": dashboard_charts(result),
+        "simulated": simulated_share(result),
         "definitions": DEFINITIONS,
         "form": AgreementFilterForm(request.GET),
         "options": filter_options(),

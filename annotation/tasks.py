@@ -19,3 +19,11 @@ def refresh_agreement_dashboard(*, slice_fields: dict[str, object], target: floa
     from annotation.agreement.cache import refresh_dashboard
 
     refresh_dashboard(slice_fields=slice_fields, target=target)
+
+
+@shared_task(ignore_result=True)
+def recover_stalled_jobs() -> str:
+    """The recovery sweep, every SPAVL_SWEEP_INTERVAL_S from Celery beat."""
+    from annotation.services.recovery import recover_stalled_jobs as sweep
+
+    return str(sweep())

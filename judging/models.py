@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -50,12 +54,35 @@ class JudgeConfiguration(models.Model):
         )
 
 
+@dataclass(frozen=True)
+class StallInfo:
+    reason: str
+    last_heartbeat: datetime | None
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "queued"
     RUNNING = "running", "running"
     FINISHED = "finished", "finished"
     CANCELLED = "cancelled", "cancelled"
     FAILED = "failed", "failed"
+
+
+def _activity_aggregates(prefix: str = "") -> dict[str, models.Aggregate]:
+    running = Q(**{f"{prefix}status": BatchStatus.RUNNING})
+    return {
+        "last_heartbeat": models.Max(f"{prefix}heartbeat_at"),
+        "running_batches": models.Count(f"{prefix}pk", filter=running),
+        "last_sent": models.Max(f"{prefix}enqueued_at"),
+    }
+
+
+class JudgeRunQuerySet(models.QuerySet["JudgeRun"]):
+    def with_activity(self) -> JudgeRunQuerySet:
+        """Annotate what ``JudgeRun.stall`` needs, so a list of runs asks once."""
+        return self.annotate(
+            **{f"activity_{k}": v for k, v in _activity_aggregates("batches__").items()}
+        )
 
 
 class JudgeRun(models.Model):
@@ -81,6 +108,8 @@ class JudgeRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JudgeRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -121,6 +150,26 @@ class JudgeRun(models.Model):
         elapsed = (timezone.now() - self.started_at).total_seconds()
         return self.processed / elapsed if elapsed > 0 and self.processed else None
 
+    def stall(self) -> StallInfo | None:
+        """Why an active run makes no progress, for the runs page, or None: a batch whose
+        worker stopped heartbeating, or batches waiting with no worker taking them. Reads
+        the annotations of ``JudgeRunQuerySet.with_activity`` when the run has them."""
+        if not self.is_active:
+            return None
+        activity = self._activity()
+        cutoff = timezone.now() - timedelta(seconds=settings.JOB_LEASE_S)
+        last = activity["last_heartbeat"] or self.started_at
+        if activity["running_batches"]:
+            return StallInfo("no heartbeat", last) if last is None or last < cutoff else None
+        waiting_since = max(filter(None, [last, activity["last_sent"], self.created_at]))
+        return StallInfo("waiting for a judge worker", last) if waiting_since < cutoff else None
+
+    def _activity(self) -> dict[str, Any]:
+        names = _activity_aggregates().keys()
+        if hasattr(self, "activity_running_batches"):
+            return {name: getattr(self, f"activity_{name}") for name in names}
+        return self.batches.aggregate(**_activity_aggregates())
+
     def batch_status_counts(self) -> dict[str, int]:
         rows = self.batches.order_by().values_list("status").annotate(count=models.Count("pk"))
         return dict(rows)
@@ -149,6 +198,10 @@ class JudgeBatch(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Sign of life of the worker judging it (the database's clock; see spavl_web.jobs), and
+    # when its task was last sent, so the recovery sweep can tell dead and lost batches.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -35,7 +35,8 @@ def runs(request: HtmxHttpRequest) -> HttpResponse:
 def _render_runs(
     request: HtmxHttpRequest, *, form: StartRunForm, status: int = 200
 ) -> HttpResponse:
-    shown = list(JudgeRun.objects.select_related("configuration", "started_by")[:RUNS_SHOWN])
+    runs = JudgeRun.objects.with_activity().select_related("configuration", "started_by")
+    shown = list(runs[:RUNS_SHOWN])
     context = {
         "runs": shown,
         "any_active": any(run.is_active for run in shown),

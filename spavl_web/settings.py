@@ -90,6 +90,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: answers the container's health check before the host check and the HTTPS redirect.
+    "spavl_web.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -100,6 +102,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+if PRODUCTION:
+    # Serves collectstatic's output under gunicorn (the review page's blur needs its CSS);
+    # runserver serves the sources itself in development.
+    MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "spavl_web.urls"
 WSGI_APPLICATION = "spavl_web.wsgi.application"
@@ -162,7 +169,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("SPAVL_STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+# Production serves hashed, compressed copies (cached for a year); development the sources.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -231,11 +247,37 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
+# Background jobs (exports, judge batches, imports) write a heartbeat every SPAVL_HEARTBEAT_S;
+# one quiet for SPAVL_JOB_LEASE_S is taken to be dead. Every SPAVL_SWEEP_INTERVAL_S the
+# recovery sweep (Celery beat) re-sends dead or lost jobs, or fails them once their attempts
+# are spent. Worst case from a kill to the job running again: lease + sweep interval.
+JOB_HEARTBEAT_S = env_float("SPAVL_HEARTBEAT_S", 20.0)
+JOB_LEASE_S = env_float("SPAVL_JOB_LEASE_S", 120.0)
+SWEEP_INTERVAL_S = env_float("SPAVL_SWEEP_INTERVAL_S", 60.0)
+# A queued job whose message is in no queue this long after it was sent is sent again.
+QUEUED_GRACE_S = env_float("SPAVL_QUEUED_GRACE_S", 60.0)
+EXPORT_MAX_ATTEMPTS = env_int("SPAVL_EXPORT_MAX_ATTEMPTS", 3)
+if not 0 < 2 * JOB_HEARTBEAT_S <= JOB_LEASE_S:
+    raise ImproperlyConfigured(
+        "Need 0 < 2 * SPAVL_HEARTBEAT_S <= SPAVL_JOB_LEASE_S, or live jobs look dead."
+    )
+CELERY_BEAT_SCHEDULE = {
+    "recover-stalled-jobs": {
+        "task": "annotation.tasks.recover_stalled_jobs",
+        "schedule": SWEEP_INTERVAL_S,
+        # A sweep not started by the next one is stale: never let them pile up.
+        "options": {"expires": SWEEP_INTERVAL_S},
+    },
+}
+
 # The judge worker: pairs per Celery task, and deliveries before a batch is given up.
 JUDGE_BATCH_SIZE = env_int("SPAVL_JUDGE_BATCH_SIZE", 128)
 JUDGE_MAX_ATTEMPTS = env_int("SPAVL_JUDGE_MAX_ATTEMPTS", 3)
-# Seconds every batch sleeps before writing: only for crash-recovery tests and demos.
-JUDGE_BATCH_DELAY_S = float(env_str("SPAVL_JUDGE_BATCH_DELAY_S", "0"))
+# Seconds every judge batch (export shard) sleeps before writing: only for crash-recovery
+# tests and demos. The judge's sleep holds off signals as a long GPU call does, so the soft
+# time limit lands when it returns and the hard limit can cut it short.
+JUDGE_BATCH_DELAY_S = env_float("SPAVL_JUDGE_BATCH_DELAY_S", 0.0)
+EXPORT_SHARD_DELAY_S = env_float("SPAVL_EXPORT_SHARD_DELAY_S", 0.0)
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)

@@ -9,6 +9,9 @@ from django.contrib.auth.models import User
 
 from annotation.services.taxonomy import load_taxonomy
 
+# Real Celery workers (broker, start_worker) for the failure-path tests.
+pytest_plugins = ["tests.workers"]
+
 
 @pytest.fixture
 def spavl_taxonomy(db: Any) -> None:

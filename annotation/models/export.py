@@ -23,9 +23,9 @@ __all__ = [
 ]
 
 
-# A running job whose worker has not reported for this long is taken to be dead: the next
-# delivery of its task (Redis redelivers unacknowledged tasks) may claim and resume it.
-EXPORT_LEASE = timedelta(minutes=10)
+# A running job whose worker has not reported for this long is taken to be dead: the recovery
+# sweep sends its task again, and that delivery claims and resumes it (spavl_web.jobs).
+EXPORT_LEASE = timedelta(seconds=settings.JOB_LEASE_S)
 
 
 class ExportFormat(models.TextChoices):
@@ -143,6 +143,9 @@ class ExportJob(models.Model):
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sign of life of the worker running the job."
     )
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task was last sent to the broker."
+    )
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -166,6 +169,10 @@ class ExportJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in {ExportStatus.QUEUED, ExportStatus.RUNNING}
+
+    @property
+    def stalled(self) -> bool:
+        return self.lease_lapsed
 
     @property
     def lease_lapsed(self) -> bool:

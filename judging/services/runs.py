@@ -8,15 +8,18 @@ each judgement once and counts it once. Lock order everywhere: the run row, then
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Max, OuterRef
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from annotation.exceptions import DomainError
@@ -33,6 +36,7 @@ from judging.models import (
     RunStatus,
 )
 from judging.services.final_labels import apply_judgements_to_final_labels
+from spavl_web.jobs import heartbeat, lapsed
 
 logger = logging.getLogger(__name__)
 
@@ -192,54 +196,118 @@ def start_run(
 
 
 def _enqueue(*, batch_ids: Iterable[int]) -> None:
+    """Send one task per batch once the transaction commits, noting when (for the sweep)."""
     from judging.tasks import judge_batch as judge_batch_task
 
+    batch_ids = list(batch_ids)
+    JudgeBatch.objects.filter(pk__in=batch_ids).update(enqueued_at=Now())
     for batch_id in batch_ids:
         judge_batch_task.delay_on_commit(batch_id)  # type: ignore[attr-defined]  # Celery 5.4
 
 
 def judge_batch(*, batch_id: int) -> JudgeBatch:
     """Judge one batch and write its judgements in one transaction. Idempotent: a batch that is
-    done, failed or cancelled is skipped; a redelivered batch is judged again and written once.
-    After `JUDGE_MAX_ATTEMPTS` deliveries the batch is given up and its pairs recorded failed."""
-    batch = _claim_batch(batch_id=batch_id)
-    if batch.status != BatchStatus.RUNNING:
+    done, failed or cancelled, or that another live worker is judging, is skipped; a batch
+    whose worker died is judged again and written once. After `JUDGE_MAX_ATTEMPTS` deliveries
+    the batch is given up and its pairs recorded failed. Past the soft time limit the batch is
+    released for a retry, in two halves when it holds more than one pair."""
+    batch, claimed = _claim_batch(batch_id=batch_id)
+    if not claimed:
         return batch
+    try:
+        with heartbeat(lambda: _beat(batch)):
+            return _judge_claimed(batch)
+    except SoftTimeLimitExceeded:
+        logger.warning("judge batch %s hit the soft time limit", batch_id)
+        return _release_after_time_limit(batch_id=batch_id)
+
+
+def _beat(batch: JudgeBatch) -> bool:
+    mine = JudgeBatch.objects.filter(
+        pk=batch.pk, status=BatchStatus.RUNNING, attempts=batch.attempts
+    )
+    return mine.update(heartbeat_at=Now()) > 0
+
+
+def _judge_claimed(batch: JudgeBatch) -> JudgeBatch:
     configuration = batch.run.configuration
     try:
         inputs, missing = _load_pair_inputs(pair_ids=batch.pair_ids)
         judge = get_judge(spec=JudgeSpec.of(configuration))
         verdicts = judge.judge(inputs) + [_missing_verdict(pair_id) for pair_id in missing]
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:
-        logger.exception("judge batch %s failed on attempt %s", batch_id, batch.attempts)
-        return _record_batch_error(batch_id=batch_id, error=f"{type(exc).__name__}: {exc}")
+        logger.exception("judge batch %s failed on attempt %s", batch.pk, batch.attempts)
+        return _record_batch_error(batch_id=batch.pk, error=f"{type(exc).__name__}: {exc}")
     if settings.JUDGE_BATCH_DELAY_S:
-        time.sleep(settings.JUDGE_BATCH_DELAY_S)
-    return _write_batch(batch_id=batch_id, verdicts=verdicts, judge=judge)
+        _simulated_gpu_call(seconds=settings.JUDGE_BATCH_DELAY_S)
+    return _write_batch(batch_id=batch.pk, verdicts=verdicts, judge=judge)
 
 
-def _claim_batch(*, batch_id: int) -> JudgeBatch:
-    """Count this delivery and mark the batch running, or say why it is not to be judged."""
+def _simulated_gpu_call(*, seconds: float) -> None:
+    """Sleep as a CUDA kernel would block: Python signal handlers (Celery's soft time limit)
+    run only once it returns."""
+    blocked = {signal.SIGUSR1}
+    signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        time.sleep(seconds)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+
+
+def _claim_batch(*, batch_id: int) -> tuple[JudgeBatch, bool]:
+    """Count this delivery and mark the batch running; False (with the batch) when it is not
+    to be judged now: it ended, its run was cancelled, or a live worker holds it."""
     with transaction.atomic():
         run = JudgeRun.objects.select_for_update().get(batches=batch_id)
         locked = JudgeBatch.objects.select_for_update().select_related("run__configuration")
         batch = locked.get(pk=batch_id)
         if batch.status in _TERMINAL_BATCH:
-            return batch
+            return batch, False
         if run.status == RunStatus.CANCELLED:
             batch.status = BatchStatus.CANCELLED
             batch.save(update_fields=["status"])
-            return batch
+            return batch, False
+        if batch.status == BatchStatus.RUNNING and not _lapsed(batch_id):
+            return batch, False  # a second delivery while a live worker judges it
         if batch.attempts >= settings.JUDGE_MAX_ATTEMPTS:
-            return _give_up_batch(run=run, batch=batch)
+            return _give_up_batch(run=run, batch=batch), False
         now = timezone.now()
         batch.attempts += 1
         batch.status = BatchStatus.RUNNING
         batch.started_at = now
-        batch.save(update_fields=["attempts", "status", "started_at"])
+        batch.heartbeat_at = Now()
+        batch.save(update_fields=["attempts", "status", "started_at", "heartbeat_at"])
         if run.status == RunStatus.QUEUED:
             run.status, run.started_at = RunStatus.RUNNING, now
             run.save(update_fields=["status", "started_at"])
+    return batch, True
+
+
+def _lapsed(batch_id: int) -> bool:
+    return JudgeBatch.objects.filter(lapsed(), pk=batch_id).exists()
+
+
+def _release_after_time_limit(*, batch_id: int) -> JudgeBatch:
+    """A batch past its soft time limit: split in two halves that are sent again (each half
+    keeps counting attempts), or, for one pair, recorded as a failed attempt and retried."""
+    if len(JudgeBatch.objects.get(pk=batch_id).pair_ids) < 2:
+        return _record_batch_error(batch_id=batch_id, error="hit the soft time limit")
+    with transaction.atomic():
+        run = JudgeRun.objects.select_for_update().get(batches=batch_id)
+        batch = JudgeBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status != BatchStatus.RUNNING:
+            return batch
+        half = len(batch.pair_ids) // 2
+        last_index = run.batches.aggregate(last=Max("index"))["last"]
+        second = JudgeBatch.objects.create(
+            run=run, index=last_index + 1, pair_ids=batch.pair_ids[half:], attempts=batch.attempts
+        )
+        batch.pair_ids, batch.status = batch.pair_ids[:half], BatchStatus.PENDING
+        batch.error = f"hit the soft time limit with {half * 2} pairs: split in two"
+        batch.save(update_fields=["pair_ids", "status", "error"])
+        _enqueue(batch_ids=[batch.pk, second.pk])
     return batch
 
 
@@ -266,6 +334,30 @@ def _record_batch_error(*, batch_id: int, error: str) -> JudgeBatch:
         batch.status = BatchStatus.PENDING
         batch.save(update_fields=["error", "status"])
     raise BatchWillRetry(error)
+
+
+def release_dead_batch(*, batch_id: int) -> JudgeBatch:
+    """The recovery sweep's part: a running batch whose worker stopped heartbeating (killed,
+    out of memory, past the hard time limit) is sent again, or given up once its attempts
+    are spent; the run finishes when it was the last batch."""
+    with transaction.atomic():
+        run = JudgeRun.objects.select_for_update().get(batches=batch_id)
+        batch = JudgeBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status != BatchStatus.RUNNING or not _lapsed(batch_id):
+            return batch
+        batch.error = f"the worker stopped heartbeating during attempt {batch.attempts}"
+        if batch.attempts >= settings.JUDGE_MAX_ATTEMPTS:
+            return _give_up_batch(run=run, batch=batch)
+        batch.status = BatchStatus.PENDING
+        batch.save(update_fields=["error", "status"])
+        _enqueue(batch_ids=[batch.pk])
+    return batch
+
+
+def resend_lost_batches(*, batch_ids: Sequence[int]) -> None:
+    """Send pending batches again whose messages the broker no longer holds."""
+    with transaction.atomic():
+        _enqueue(batch_ids=batch_ids)
 
 
 def _write_batch(*, batch_id: int, verdicts: Sequence[PairVerdict], judge: Judge) -> JudgeBatch:

@@ -10,8 +10,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
+from annotation.demo_reviews import SimulatedCampaign, seed_simulated_campaign
 from annotation.models import Campaign, ExportDefinition, Pair
 from annotation.services.assignment import CampaignRules, create_campaign
 from judging.models import JudgeRun
@@ -21,21 +22,31 @@ ACCOUNTS = {"admin": "admin", "reviewer": "reviewer", "adjudicator": "adjudicato
 
 
 class Command(BaseCommand):
-    help = "Set up the embedded demo: taxonomy, demo accounts, demo data, a baseline judge run."
+    help = (
+        "Set up the embedded demo: taxonomy, demo accounts, demo data, a baseline judge run, "
+        "a finished campaign of simulated reviews and an open one for you."
+    )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--seed", type=int, default=0, help="seed of the simulated reviews (first setup only)"
+        )
+
+    def handle(self, *args: Any, seed: int, **options: Any) -> None:
         call_command("load_taxonomy", stdout=self.stdout)
         credentials = self._accounts()
         if not Pair.objects.exists():
             self._data()
         self._review_campaign(reviewers=["reviewer", "adjudicator"])
-        ExportDefinition.objects.get_or_create(
-            name="Demo: every labelled pair",
-            defaults={
-                "description": "Imported, judge-only and people-decided pairs; 80/10/10 split.",
-                "created_by": User.objects.get(username="admin"),
-            },
+        self._report(
+            seed_simulated_campaign(
+                created_by=User.objects.get(username="admin"),
+                adjudicator=User.objects.get(username="adjudicator"),
+                judge_run=JudgeRun.objects.order_by("pk").last(),
+                seed=seed,
+            )
         )
+        self._export_definitions()
         self.stdout.write(self.style.SUCCESS("\nDemo ready. Log in at http://127.0.0.1:8000/"))
         for username, password in credentials.items():
             self.stdout.write(f"  {username:<12} password: {password}")
@@ -79,6 +90,33 @@ class Command(BaseCommand):
         call_command("make_pairs", "--seed", "0", stdout=self.stdout)
         call_command(
             "judge", "--backend", "baseline", "--pairs", "unjudged", "--wait", stdout=self.stdout
+        )
+
+    def _export_definitions(self) -> None:
+        admin = User.objects.get(username="admin")
+        ExportDefinition.objects.get_or_create(
+            name="Demo: every labelled pair",
+            defaults={
+                "description": "Imported, judge-only and people-decided pairs; 80/10/10 split.",
+                "created_by": admin,
+            },
+        )
+        ExportDefinition.objects.get_or_create(
+            name="Demo: people-confirmed pairs",
+            defaults={
+                "description": "Pairs people confirmed, flipped or adjudicated; 80/10/10 split.",
+                "final_labels": ["confirmed", "flipped", "adjudicated"],
+                "created_by": admin,
+            },
+        )
+
+    def _report(self, simulated: SimulatedCampaign) -> None:
+        done = "created" if simulated.created else "already there"
+        gold = f"pair {simulated.gold.pair_id}" if simulated.gold else "none"
+        self.stdout.write(
+            f"simulated campaign {simulated.campaign.name!r} ({done}): {simulated.reviews} reviews"
+            f" by simulated-1, simulated-2 and simulated-3; {simulated.decided} adjudicated,"
+            f" {simulated.waiting} waiting for adjudication; gold pair: {gold}"
         )
 
     def _review_campaign(self, *, reviewers: list[str]) -> None:

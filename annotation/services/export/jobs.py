@@ -7,6 +7,7 @@ skips finished shards and rewrites the rest. Only recorded files are ever served
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F, Q, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from annotation.models import (
-    EXPORT_LEASE,
     ExportDefinition,
     ExportFormat,
     ExportJob,
@@ -39,6 +39,7 @@ from annotation.services.export.plan import (
 )
 from annotation.services.export.rows import ExportRow, iter_shard_pages
 from annotation.services.export.spec import ExportSpec, spec_from_definition, spec_from_json
+from spavl_web.jobs import heartbeat, lapsed
 
 ProgressCallback = Callable[[int, int], None]
 PROGRESS_EVERY_ROWS = 1000
@@ -74,31 +75,37 @@ def start_export_job(
     *, definition: ExportDefinition, export_format: str, created_by: User
 ) -> ExportJob:
     """Create a job for a saved definition and enqueue it once the transaction commits."""
-    from annotation.tasks import run_export
-
     spec = spec_from_definition(definition)
     job = create_export_job(
         spec=spec, export_format=export_format, definition=definition, created_by=created_by
     )
-    run_export.delay_on_commit(job.pk)  # type: ignore[attr-defined]
+    send_export_job(job_id=job.pk)
     return job
+
+
+def send_export_job(*, job_id: int) -> None:
+    """Send the job's task once the transaction commits, noting when (for the recovery sweep)."""
+    from annotation.tasks import run_export
+
+    ExportJob.objects.filter(pk=job_id).update(enqueued_at=Now())
+    run_export.delay_on_commit(job_id)  # type: ignore[attr-defined]
 
 
 def _claim(job_id: int) -> ExportJob | None:
     """Take the job under a new attempt number: queued, failed, or running with a lapsed lease
-    (its worker died). One conditional UPDATE, so when a task is delivered twice at once
-    exactly one delivery wins; the other gets None and writes nothing."""
-    now = timezone.now()
-    lapsed = Q(status=ExportStatus.RUNNING) & (
-        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - EXPORT_LEASE)
+    (its worker died) and attempts left. One conditional UPDATE, so when a task is delivered
+    twice at once exactly one delivery wins; the other gets None and writes nothing."""
+    dead = (
+        Q(status=ExportStatus.RUNNING, attempts__lt=settings.EXPORT_MAX_ATTEMPTS)
+        & lapsed()
     )
-    claimable = Q(status__in=[ExportStatus.QUEUED, ExportStatus.FAILED]) | lapsed
+    claimable = Q(status__in=[ExportStatus.QUEUED, ExportStatus.FAILED]) | dead
     claimed = ExportJob.objects.filter(claimable, pk=job_id).update(
         status=ExportStatus.RUNNING,
         attempts=F("attempts") + 1,
         error="",
-        heartbeat_at=now,
-        started_at=Coalesce("started_at", Value(now)),
+        heartbeat_at=Now(),
+        started_at=Coalesce("started_at", Now()),
     )
     return ExportJob.objects.get(pk=job_id) if claimed else None
 
@@ -110,7 +117,7 @@ def _owned(job: ExportJob) -> QuerySet[ExportJob]:
 
 
 def _update_owned(job: ExportJob, **values: Any) -> None:
-    if not _owned(job).update(heartbeat_at=timezone.now(), **values):
+    if not _owned(job).update(heartbeat_at=Now(), **values):
         raise ExportClaimLost(f"export {job.pk}: another worker took over attempt {job.attempts}")
 
 
@@ -122,7 +129,8 @@ def run_export_job(*, job_id: int, on_progress: ProgressCallback | None = None) 
     if job is None:
         return ExportJob.objects.get(pk=job_id)
     try:
-        _run(job, on_progress or (lambda done, total: None))
+        with heartbeat(lambda: _owned(job).update(heartbeat_at=Now()) > 0):
+            _run(job, on_progress or (lambda done, total: None))
     except ExportClaimLost:
         raise  # the job is the other worker's now: leave its row alone
     except Exception as error:
@@ -157,6 +165,8 @@ def _run(job: ExportJob, on_progress: ProgressCallback) -> None:
             continue
         pages = _counting(iter_shard_pages(plan, shard.pair_ids, spec=spec), job, done, on_progress)
         written.append(_write_shard(root, shard, pages, spec=spec, plan=plan, job=job))
+        if settings.EXPORT_SHARD_DELAY_S:
+            time.sleep(settings.EXPORT_SHARD_DELAY_S)
         done += len(shard.pair_ids)
         _record(job, files=[w.to_json() for w in written], done=done, total=plan.total)
     _finish(job, root, written, spec=spec, plan=plan)

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.contrib.auth.models import User
+from django.db.models.functions import Now
 
 from annotation.exceptions import ImportFileError
-from annotation.models import ImportBatch, ImportFormat
+from annotation.models import ImportBatch, ImportFormat, ImportStatus
 from annotation.services.imports.core import (
     Progress,
     default_report_path,
@@ -28,6 +29,7 @@ from annotation.services.imports.core import (
 from annotation.services.imports.eval_json import EvalJsonSource
 from annotation.services.imports.responses_jsonl import ResponsesJsonlSource
 from annotation.services.imports.rlhf_json import RlhfJsonSource
+from spavl_web.jobs import heartbeat
 from annotation.services.imports.rows import TaxonomyResolver
 from annotation.services.imports.spavl_parquet import SpavlParquetSource
 
@@ -58,6 +60,11 @@ def _open_source(
     if import_format == ImportFormat.RESPONSES_JSONL:
         return ResponsesJsonlSource(path=path, image_root=image_root, taxonomy=taxonomy)
     raise ImportFileError(f"unknown format {import_format!r}: use one of {ImportFormat.values}")
+
+
+def _beat(batch: ImportBatch) -> bool:
+    running = ImportBatch.objects.filter(pk=batch.pk, status=ImportStatus.RUNNING)
+    return running.update(heartbeat_at=Now()) > 0
 
 
 def import_file(
@@ -94,7 +101,10 @@ def import_file(
         if on_start is not None:
             on_start(source.total or 0)
         # Hashing a large file takes seconds: another thread does it while the rows are written.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-digest") as pool:
+        with (
+            heartbeat(lambda: _beat(batch)),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-digest") as pool,
+        ):
             digest = pool.submit(file_digest, source.files)
             try:
                 return run_rows(

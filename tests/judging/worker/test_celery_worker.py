@@ -1,109 +1,19 @@
-"""A real Celery worker against Redis and PostgreSQL, including one killed mid-batch (kill -9).
-
-The worker is a subprocess on the test database (pytest-django's, read from the connection) and
-the Redis database of REDIS_URL. A short visibility timeout makes Redis hand the dead worker's
-unacknowledged batch to the next worker within seconds instead of an hour.
-"""
+"""A real Celery worker against Redis and PostgreSQL, including one killed mid-batch (kill -9),
+batches past their soft and hard time limits, and a batch whose message was lost."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 
 from judging.models import BatchStatus, JudgeBatch, Judgement, JudgeRun, RunStatus
 from judging.services import cancel_run, start_run
-from spavl_web.celery import app as celery_app
+from judging.tasks import judge_batch as judge_batch_task
 from tests.factories import make_sampled_pairs
+from tests.workers import kill_worker, wait_for
 
-REPO = Path(__file__).resolve().parents[3]
-BATCH_DELAY_S = 2.0
+BATCH_DELAY_S = "2"
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    if not settings.REDIS_URL:
-        pytest.skip("REDIS_URL is not set: no broker for a real worker")
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.flushdb()
-    celery_app.conf.task_always_eager = False
-    yield client
-    client.flushdb()
-
-
-def worker_env(*, batch_delay_s: float) -> dict[str, str]:
-    database = connection.settings_dict
-    url = f"postgres://{database['USER']}:{database['PASSWORD'] or ''}@{database['HOST']}"
-    return {
-        **os.environ,
-        "DATABASE_URL": f"{url}:{database['PORT'] or 5432}/{database['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "SPAVL_JUDGE_BATCH_DELAY_S": str(batch_delay_s),
-        "SPAVL_TASK_SOFT_TIME_LIMIT": "8",
-        "SPAVL_TASK_TIME_LIMIT": "9",
-        "SPAVL_VISIBILITY_TIMEOUT_S": "10",
-        "SPAVL_UNACKED_RESTORE_INTERVAL_S": "1",
-    }
-
-
-@pytest.fixture
-def start_worker(broker: redis.Redis, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start `celery worker -Q judge,default -c 1 --pool prefork` in its own process group."""
-    workers: list[subprocess.Popen] = []
-
-    def start(*, batch_delay_s: float = 0.0) -> subprocess.Popen:
-        name = f"test-{uuid.uuid4().hex[:8]}@%h"
-        log = (tmp_path / f"worker-{len(workers)}.log").open("w")
-        command = [sys.executable, "-m", "celery", "-A", "spavl_web", "worker", "-Q"]
-        command += ["judge,default", "-c", "1", "--pool", "prefork", "-n", name, "-l", "INFO"]
-        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        worker = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=worker_env(batch_delay_s=batch_delay_s),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        kill_worker(worker, sig=signal.SIGTERM)
-    for log_file in sorted(tmp_path.glob("worker-*.log")):
-        print(f"--- {log_file.name}\n{log_file.read_text()[-4000:]}")
-
-
-def kill_worker(worker: subprocess.Popen, *, sig: signal.Signals = signal.SIGKILL) -> None:
-    """Signal the worker's whole process group (main process and pool children)."""
-    if worker.poll() is None:
-        os.killpg(worker.pid, sig)
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {condition.__name__}")
-        time.sleep(0.2)
 
 
 def run_of(run: JudgeRun) -> JudgeRun:
@@ -128,7 +38,7 @@ def test_it_judges_a_run_on_a_real_worker(start_worker):
 
 def test_it_loses_and_duplicates_nothing_when_the_worker_is_killed_mid_batch(start_worker):
     pairs = make_sampled_pairs(count=9)
-    first = start_worker(batch_delay_s=BATCH_DELAY_S)
+    first = start_worker(SPAVL_JUDGE_BATCH_DELAY_S=BATCH_DELAY_S)
     run = start_run(backend="baseline", pairs="all", batch_size=3)
 
     def second_batch_running() -> bool:
@@ -139,7 +49,7 @@ def test_it_loses_and_duplicates_nothing_when_the_worker_is_killed_mid_batch(sta
     killed = JudgeBatch.objects.get(run=run, index=1)
     assert killed.status == BatchStatus.RUNNING
     assert run_of(run).is_active
-    start_worker()
+    start_worker(beat=True)  # the recovery sweep finds the dead batch within the lease
 
     def run_ended() -> bool:
         return not run_of(run).is_active
@@ -155,7 +65,7 @@ def test_it_loses_and_duplicates_nothing_when_the_worker_is_killed_mid_batch(sta
 
 def test_it_finishes_the_batch_in_hand_and_skips_the_rest_when_cancelled(start_worker, staff_admin):
     make_sampled_pairs(count=9)
-    start_worker(batch_delay_s=BATCH_DELAY_S)
+    start_worker(SPAVL_JUDGE_BATCH_DELAY_S=BATCH_DELAY_S)
     run = start_run(backend="baseline", pairs="all", batch_size=3)
 
     def first_batch_running() -> bool:
@@ -173,3 +83,84 @@ def test_it_finishes_the_batch_in_hand_and_skips_the_rest_when_cancelled(start_w
     assert statuses == [BatchStatus.DONE, BatchStatus.CANCELLED, BatchStatus.CANCELLED]
     assert (run.status, run.done) == (RunStatus.CANCELLED, 3)
     assert Judgement.objects.count() == 3
+
+
+def sent_with_time_limits(monkeypatch: pytest.MonkeyPatch, *, soft: int, hard: int) -> None:
+    """The sender stamps time limits into each message (the worker obeys those over its own
+    settings), so the test process sends with the worker's limits."""
+    monkeypatch.setattr(judge_batch_task, "soft_time_limit", soft)
+    monkeypatch.setattr(judge_batch_task, "time_limit", hard)
+
+
+def test_it_splits_a_batch_past_its_soft_time_limit_and_ends_the_run_when_pairs_never_fit(
+    start_worker, monkeypatch
+):
+    make_sampled_pairs(count=4)
+    sent_with_time_limits(monkeypatch, soft=1, hard=8)
+    # Every delivery outlives the 1 s soft limit: 4 pairs split to 2 + 2, then to 1 + 1 + 1 + 1,
+    # and single pairs are given up after their last attempt. The run must end all the same.
+    start_worker(
+        SPAVL_JUDGE_BATCH_DELAY_S="1.5",
+        SPAVL_TASK_SOFT_TIME_LIMIT="1",
+        SPAVL_TASK_TIME_LIMIT="8",
+        SPAVL_JUDGE_MAX_ATTEMPTS="3",
+    )
+    run = start_run(backend="baseline", pairs="all", batch_size=4)
+
+    def run_ended() -> bool:
+        return not run_of(run).is_active
+
+    wait_for(run_ended, timeout=120)
+    run = run_of(run)
+    assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 0, 4)
+    sizes = sorted(len(ids) for ids in run.batches.values_list("pair_ids", flat=True))
+    assert sizes == [1, 1, 1, 1]
+    assert set(run.batches.values_list("status", flat=True)) == {BatchStatus.FAILED}
+    errors = set(Judgement.objects.values_list("error", flat=True))
+    assert errors == {"gave up after 3 attempts: hit the soft time limit"}
+
+
+def test_it_recovers_a_batch_killed_at_its_hard_time_limit_and_gives_it_up_after_its_attempts(
+    start_worker, monkeypatch
+):
+    pairs = make_sampled_pairs(count=2)
+    sent_with_time_limits(monkeypatch, soft=1, hard=2)
+    # The sleep holds off the soft limit as a GPU call would; the hard limit kills the child
+    # and Celery acknowledges the message, so only the recovery sweep can find the batch.
+    start_worker(
+        beat=True,
+        SPAVL_JUDGE_BATCH_DELAY_S="30",
+        SPAVL_TASK_SOFT_TIME_LIMIT="1",
+        SPAVL_TASK_TIME_LIMIT="2",
+        SPAVL_JUDGE_MAX_ATTEMPTS="2",
+    )
+    run = start_run(backend="baseline", pairs="all", batch_size=2)
+
+    def run_ended() -> bool:
+        return not run_of(run).is_active
+
+    wait_for(run_ended, timeout=90)
+    run = run_of(run)
+    [batch] = run.batches.all()
+    assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 0, 2)
+    assert (batch.status, batch.attempts) == (BatchStatus.FAILED, 2)
+    assert "the worker stopped heartbeating during attempt 2" in batch.error
+    assert sorted(Judgement.objects.values_list("pair_id", flat=True)) == [p.pk for p in pairs]
+
+
+def test_it_sends_again_the_batches_whose_messages_the_broker_lost(start_worker, broker):
+    pairs = make_sampled_pairs(count=6)
+    run = start_run(backend="baseline", pairs="all", batch_size=2)
+    assert broker.llen("judge") == 3
+    broker.delete("judge")  # committed, then lost before any worker took it
+
+    start_worker(beat=True)
+
+    def run_ended() -> bool:
+        return not run_of(run).is_active
+
+    wait_for(run_ended, timeout=60)
+    run = run_of(run)
+    assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 6, 0)
+    assert sorted(Judgement.objects.values_list("pair_id", flat=True)) == [p.pk for p in pairs]
+    assert set(run.batches.values_list("attempts", flat=True)) == {1}

@@ -1,0 +1,44 @@
+"""The judge part of the recovery sweep (``annotation.services.recovery`` runs it).
+
+A running batch whose worker stopped heartbeating (killed, out of memory, past the hard time
+limit) is sent again or, after ``JUDGE_MAX_ATTEMPTS``, given up with its pairs recorded failed.
+A pending batch of an active run whose message the broker lost is sent again.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Q
+
+from judging.models import BatchStatus, JudgeBatch, RunStatus
+from judging.services.runs import release_dead_batch, resend_lost_batches
+from spavl_web.broker import TaskKey
+from spavl_web.jobs import lapsed, seconds_ago
+
+BATCH_TASK = "judging.tasks.judge_batch"
+_ACTIVE_RUN = [RunStatus.QUEUED, RunStatus.RUNNING]
+
+
+def recover_judge_batches(*, live: set[TaskKey] | None) -> tuple[list[int], list[int]]:
+    """Returns (ids sent again, ids given up)."""
+    resent, given_up = [], []
+    dead = JudgeBatch.objects.filter(lapsed(), status=BatchStatus.RUNNING)
+    for batch_id in dead.values_list("pk", flat=True):
+        batch = release_dead_batch(batch_id=batch_id)
+        (given_up if batch.status == BatchStatus.FAILED else resent).append(batch_id)
+    if live is not None:
+        resent += _resend_lost(live=live)
+    return resent, given_up
+
+
+def _resend_lost(*, live: set[TaskKey]) -> list[int]:
+    before = seconds_ago(settings.QUEUED_GRACE_S)
+    waiting = JudgeBatch.objects.filter(
+        Q(enqueued_at__lt=before) | Q(enqueued_at__isnull=True),
+        status=BatchStatus.PENDING,
+        run__status__in=_ACTIVE_RUN,
+    )
+    lost = [pk for pk in waiting.values_list("pk", flat=True) if (BATCH_TASK, pk) not in live]
+    if lost:
+        resend_lost_batches(batch_ids=lost)
+    return lost

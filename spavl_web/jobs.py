@@ -1,0 +1,78 @@
+"""Leases for background jobs: one clock (the database's), one heartbeat, stated timeouts.
+
+A running export, judge batch or import writes ``heartbeat_at = now()`` (the database's clock,
+so workers with skewed clocks agree) every ``JOB_HEARTBEAT_S`` from a thread beside the work,
+which keeps beating while the work is busy in one long call and stops when the process dies.
+A job quiet for ``JOB_LEASE_S`` is taken to be dead; the recovery sweep resends or fails it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
+
+logger = logging.getLogger(__name__)
+
+
+def job_lease() -> timedelta:
+    return timedelta(seconds=settings.JOB_LEASE_S)
+
+
+def seconds_ago(seconds: float) -> CombinedExpression | ExpressionWrapper:
+    """The database's now() minus ``seconds``, for comparisons against stored timestamps."""
+    return ExpressionWrapper(Now() - timedelta(seconds=seconds), output_field=DateTimeField())
+
+
+def lapsed(*, field: str = "heartbeat_at", fallback: str = "started_at") -> Q:
+    """Rows whose last sign of life (``field``, or ``fallback`` before the first beat) is
+    older than the lease, by the database's clock."""
+    before = seconds_ago(settings.JOB_LEASE_S)
+    never = Q(**{f"{field}__isnull": True})
+    return (
+        Q(**{f"{field}__lt": before})
+        | (never & Q(**{f"{fallback}__lt": before}))
+        | (never & Q(**{f"{fallback}__isnull": True}))
+    )
+
+
+@contextmanager
+def heartbeat(beat: Callable[[], bool], *, every: float | None = None) -> Iterator[None]:
+    """Call ``beat`` every ``every`` seconds from a daemon thread while the block runs; it
+    returns False once the job is no longer ours, which stops the beating. On SQLite (the
+    embedded demo, one process) no thread runs: a second writer would only wait for locks."""
+    if connection.vendor == "sqlite":
+        yield
+        return
+    stop = threading.Event()
+    interval = every if every is not None else settings.JOB_HEARTBEAT_S
+    thread = threading.Thread(
+        target=_beat_until, args=(beat, stop, interval), name="job-heartbeat", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 5)
+
+
+def _beat_until(beat: Callable[[], bool], stop: threading.Event, interval: float) -> None:
+    try:
+        while not stop.wait(interval):
+            try:
+                if not beat():
+                    return
+            except Exception:  # a missed beat is not fatal; the lease allows a few
+                logger.exception("job heartbeat failed")
+                connection.close()  # reconnect on the next beat
+    finally:
+        connection.close()  # this thread's own connection
