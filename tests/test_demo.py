@@ -224,7 +224,7 @@ campaign = Campaign.objects.get(name="Demo: simulated reviewers (finished)")
 simulated = User.objects.filter(username__startswith="simulated-").order_by("username")
 print(json.dumps({
     "active": campaign.is_active,
-    "slots_left": sum(campaign.pairs.values_list("slots_left", flat=True)),
+    "slots_left": sum(campaign.pairs.filter(is_gold=False).values_list("slots_left", flat=True)),
     "reviewers": sorted(campaign.reviewers.values_list("username", flat=True)),
     "usable_passwords": [user.has_usable_password() for user in simulated],
     "reviews": {user.username: Review.objects.filter(campaign=campaign, reviewer=user,
@@ -276,8 +276,8 @@ def test_the_adjudication_queue_lists_the_pairs_the_simulated_reviewers_disagree
     decided = in_demo(
         demo["env"],
         "from annotation.models import Adjudication\n"
-        "print(json.dumps(sorted(Adjudication.objects.filter(status='decided')"
-        ".values_list('decided_by__username', flat=True).distinct())))",
+        "print(json.dumps(sorted({a.decided_by.username for a in"
+        " Adjudication.objects.filter(status='decided').select_related('decided_by')})))",
     )
     assert "Nothing waiting." not in queue
     assert queue.count("Demo: simulated reviewers (finished)") >= 5
