@@ -19,4 +19,6 @@ RUN SECRET_KEY=build-only-$(head -c 48 /dev/urandom | base64 | tr -d '/+=') \
     ALLOWED_HOSTS=build python manage.py collectstatic --no-input
 USER spavl
 EXPOSE 8000
-CMD ["gunicorn", "spavl_web.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]
+# gthread: a long export download occupies one thread, never a whole worker or its timeout.
+CMD ["gunicorn", "spavl_web.wsgi:application", "--bind", "0.0.0.0:8000", \
+     "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--timeout", "60"]

@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1
 
-.PHONY: demo demo-setup serve test install-demo install-test services lint typecheck pytest \
+.PHONY: demo demo-setup demo-check serve test install-demo install-test services lint typecheck pytest \
         format bench-import clean
 
 $(PY):
@@ -42,7 +42,11 @@ serve:
 	$(PY) manage.py runserver 127.0.0.1:$(DEMO_PORT)
 
 ## make test: every check, against PostgreSQL and Redis.
-test: install-test services lint typecheck pytest
+test: install-test services lint typecheck demo-check pytest
+
+# `make demo` as a new user meets it: its own empty venv with only the web install.
+demo-check:
+	$(PYTHON) scripts/check-demo
 
 services:
 	@scripts/ensure-services

@@ -51,7 +51,9 @@ def _queued(client: redis.Redis) -> set[TaskKey]:
 
 
 def _held(client: redis.Redis, *, max_age_s: float) -> set[TaskKey]:
-    recent = client.zrangebyscore(UNACKED_INDEX, time.time() - max_age_s, "+inf")
+    recent: list[bytes] = client.zrangebyscore(  # type: ignore[assignment]  # no withscores
+        UNACKED_INDEX, time.time() - max_age_s, "+inf"
+    )
     if not recent:
         return set()
     keys = set()

@@ -86,7 +86,7 @@ def _command(service: dict) -> list[str]:
 
 def test_every_compose_service_has_a_health_check():
     services = _compose()["services"]
-    assert set(services) == {"web", "worker", "judge-worker", "postgres", "redis"}
+    assert set(services) == {"web", "worker", "beat", "judge-worker", "postgres", "redis"}
     assert all("healthcheck" in service for service in services.values())
 
 
@@ -106,6 +106,18 @@ def test_each_worker_runs_the_project_celery_app_on_queues_that_receive_tasks(na
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
     assert queues & (routed | {settings.CELERY_TASK_DEFAULT_QUEUE})
     assert app.main == "spavl_web"
+
+
+def test_beat_schedules_the_recovery_sweep_on_a_queue_a_worker_listens_to():
+    services = _compose()["services"]
+    assert _command(services["beat"])[:4] == ["celery", "-A", "spavl_web", "beat"]
+    [entry] = settings.CELERY_BEAT_SCHEDULE.values()
+    importlib.import_module("annotation.tasks")
+    from spavl_web.celery import app
+
+    assert entry["task"] in app.tasks
+    worker_queues = _command(services["worker"])[_command(services["worker"]).index("-Q") + 1]
+    assert settings.CELERY_TASK_DEFAULT_QUEUE in worker_queues.split(",")
 
 
 def test_only_the_judge_worker_reserves_a_gpu_and_listens_on_the_judge_queue():

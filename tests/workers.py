@@ -32,7 +32,7 @@ FAST_RECOVERY = {
 }
 
 
-def test_database_url() -> str:
+def worker_database_url() -> str:
     database = connection.settings_dict
     url = f"postgres://{database['USER']}:{database['PASSWORD'] or ''}@{database['HOST']}"
     return f"{url}:{database['PORT'] or 5432}/{database['NAME']}"
@@ -41,7 +41,7 @@ def test_database_url() -> str:
 def worker_env(**extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": worker_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "SPAVL_TASK_SOFT_TIME_LIMIT": "8",
         "SPAVL_TASK_TIME_LIMIT": "9",
@@ -70,9 +70,7 @@ def start_worker(broker: redis.Redis, tmp_path: Path) -> Iterator[Callable[..., 
     Celery beat, which runs the recovery sweep."""
     workers: list[subprocess.Popen] = []
 
-    def start(
-        *, queues: str = "judge,default", beat: bool = False, **env: str
-    ) -> subprocess.Popen:
+    def start(*, queues: str = "judge,default", beat: bool = False, **env: str) -> subprocess.Popen:
         name = f"test-{uuid.uuid4().hex[:8]}@%h"
         log = (tmp_path / f"worker-{len(workers)}.log").open("w")
         command = [sys.executable, "-m", "celery", "-A", "spavl_web", "worker", "-Q", queues]

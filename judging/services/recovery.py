@@ -21,7 +21,8 @@ _ACTIVE_RUN = [RunStatus.QUEUED, RunStatus.RUNNING]
 
 def recover_judge_batches(*, live: set[TaskKey] | None) -> tuple[list[int], list[int]]:
     """Returns (ids sent again, ids given up)."""
-    resent, given_up = [], []
+    resent: list[int] = []
+    given_up: list[int] = []
     dead = JudgeBatch.objects.filter(lapsed(), status=BatchStatus.RUNNING)
     for batch_id in dead.values_list("pk", flat=True):
         batch = release_dead_batch(batch_id=batch_id)

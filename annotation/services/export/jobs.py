@@ -95,10 +95,7 @@ def _claim(job_id: int) -> ExportJob | None:
     """Take the job under a new attempt number: queued, failed, or running with a lapsed lease
     (its worker died) and attempts left. One conditional UPDATE, so when a task is delivered
     twice at once exactly one delivery wins; the other gets None and writes nothing."""
-    dead = (
-        Q(status=ExportStatus.RUNNING, attempts__lt=settings.EXPORT_MAX_ATTEMPTS)
-        & lapsed()
-    )
+    dead = Q(status=ExportStatus.RUNNING, attempts__lt=settings.EXPORT_MAX_ATTEMPTS) & lapsed()
     claimable = Q(status__in=[ExportStatus.QUEUED, ExportStatus.FAILED]) | dead
     claimed = ExportJob.objects.filter(claimable, pk=job_id).update(
         status=ExportStatus.RUNNING,

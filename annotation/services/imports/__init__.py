@@ -29,9 +29,9 @@ from annotation.services.imports.core import (
 from annotation.services.imports.eval_json import EvalJsonSource
 from annotation.services.imports.responses_jsonl import ResponsesJsonlSource
 from annotation.services.imports.rlhf_json import RlhfJsonSource
-from spavl_web.jobs import heartbeat
 from annotation.services.imports.rows import TaxonomyResolver
 from annotation.services.imports.spavl_parquet import SpavlParquetSource
+from spavl_web.jobs import heartbeat
 
 __all__ = ["ImportFileError", "import_file"]
 
