@@ -87,9 +87,11 @@ def test_it_finishes_the_batch_in_hand_and_skips_the_rest_when_cancelled(start_w
 
 def sent_with_time_limits(monkeypatch: pytest.MonkeyPatch, *, soft: int, hard: int) -> None:
     """The sender stamps time limits into each message (the worker obeys those over its own
-    settings), so the test process sends with the worker's limits."""
+    settings), so the test process sends with the worker's limits. Celery caches a task's
+    send options on first use: drop the cache, and get the old one back afterwards."""
     monkeypatch.setattr(judge_batch_task, "soft_time_limit", soft)
     monkeypatch.setattr(judge_batch_task, "time_limit", hard)
+    monkeypatch.setattr(judge_batch_task, "_exec_options", None)
 
 
 def test_it_splits_a_batch_past_its_soft_time_limit_and_ends_the_run_when_pairs_never_fit(
