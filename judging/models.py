@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from spavl_web.jobs import job_lease
 
 
 class JudgeBackend(models.TextChoices):
@@ -157,7 +159,7 @@ class JudgeRun(models.Model):
         if not self.is_active:
             return None
         activity = self._activity()
-        cutoff = timezone.now() - timedelta(seconds=settings.JOB_LEASE_S)
+        cutoff = timezone.now() - job_lease()
         last = activity["last_heartbeat"] or self.started_at
         if activity["running_batches"]:
             return StallInfo("no heartbeat", last) if last is None or last < cutoff else None

@@ -17,7 +17,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection
 from django.db.models import DateTimeField, ExpressionWrapper, Q
-from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
 logger = logging.getLogger(__name__)
@@ -27,7 +26,7 @@ def job_lease() -> timedelta:
     return timedelta(seconds=settings.JOB_LEASE_S)
 
 
-def seconds_ago(seconds: float) -> CombinedExpression | ExpressionWrapper:
+def seconds_ago(seconds: float) -> ExpressionWrapper:
     """The database's now() minus ``seconds``, for comparisons against stored timestamps."""
     return ExpressionWrapper(Now() - timedelta(seconds=seconds), output_field=DateTimeField())
 
@@ -42,6 +41,17 @@ def lapsed(*, field: str = "heartbeat_at", fallback: str = "started_at") -> Q:
         | (never & Q(**{f"{fallback}__lt": before}))
         | (never & Q(**{f"{fallback}__isnull": True}))
     )
+
+
+def sent_before_grace(*, fallback: str | None = None) -> Q:
+    """Rows whose task was last sent (``enqueued_at``, or ``fallback`` when never recorded)
+    more than ``QUEUED_GRACE_S`` ago, by the database's clock; with no fallback, rows never
+    recorded as sent count as sent long ago."""
+    before = seconds_ago(settings.QUEUED_GRACE_S)
+    never = Q(enqueued_at__isnull=True)
+    if fallback is not None:
+        never &= Q(**{f"{fallback}__lt": before})
+    return Q(enqueued_at__lt=before) | never
 
 
 @contextmanager

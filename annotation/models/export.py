@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from spavl_web.jobs import job_lease
+
 __all__ = [
     "EXPORT_LEASE",
     "ExportDefinition",
@@ -171,15 +173,11 @@ class ExportJob(models.Model):
         return self.status in {ExportStatus.QUEUED, ExportStatus.RUNNING}
 
     @property
-    def stalled(self) -> bool:
-        return self.lease_lapsed
-
-    @property
     def lease_lapsed(self) -> bool:
         """Running, but its worker has gone quiet for longer than the lease."""
         quiet_since = self.heartbeat_at or self.started_at
         return self.status == ExportStatus.RUNNING and (
-            quiet_since is None or quiet_since < timezone.now() - EXPORT_LEASE
+            quiet_since is None or quiet_since < timezone.now() - job_lease()
         )
 
     @property

@@ -27,7 +27,7 @@ from annotation.models import ExportJob, ExportStatus, ImportBatch, ImportStatus
 from annotation.services.export.jobs import send_export_job
 from judging.services.recovery import recover_judge_batches
 from spavl_web.broker import TaskKey, live_tasks
-from spavl_web.jobs import lapsed, seconds_ago
+from spavl_web.jobs import lapsed, sent_before_grace
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +66,6 @@ def last_sweep_at() -> datetime | None:
     return datetime.fromisoformat(stamp) if stamp else None
 
 
-def _not_recently_sent() -> Q:
-    before = seconds_ago(settings.QUEUED_GRACE_S)
-    return Q(enqueued_at__lt=before) | Q(enqueued_at__isnull=True, created_at__lt=before)
-
-
 def _fail_exhausted_exports() -> list[int]:
     dead = ExportJob.objects.filter(
         lapsed(), status=ExportStatus.RUNNING, attempts__gte=settings.EXPORT_MAX_ATTEMPTS
@@ -92,11 +87,10 @@ def _fail_exhausted_exports() -> list[int]:
 
 
 def _resend_exports(*, live: set[TaskKey] | None) -> list[int]:
-    dead = Q(status=ExportStatus.RUNNING) & lapsed()
-    waiting = Q(status=ExportStatus.QUEUED)
-    if live is None:  # tasks run in-process: nothing queued can be lost, only dead runs
-        waiting = Q(pk__in=[])
-    candidates = ExportJob.objects.filter(dead | waiting).filter(_not_recently_sent())
+    stranded = Q(status=ExportStatus.RUNNING) & lapsed()
+    if live is not None:  # in-process tasks (no broker) lose no message, only dead runs
+        stranded |= Q(status=ExportStatus.QUEUED)
+    candidates = ExportJob.objects.filter(stranded).filter(sent_before_grace(fallback="created_at"))
     resent = []
     for job_id in candidates.values_list("pk", flat=True):
         if live is not None and (EXPORT_TASK, job_id) in live:

@@ -7,13 +7,10 @@ A pending batch of an active run whose message the broker lost is sent again.
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.db.models import Q
-
 from judging.models import BatchStatus, JudgeBatch, RunStatus
 from judging.services.runs import release_dead_batch, resend_lost_batches
 from spavl_web.broker import TaskKey
-from spavl_web.jobs import lapsed, seconds_ago
+from spavl_web.jobs import lapsed, sent_before_grace
 
 BATCH_TASK = "judging.tasks.judge_batch"
 _ACTIVE_RUN = [RunStatus.QUEUED, RunStatus.RUNNING]
@@ -33,9 +30,8 @@ def recover_judge_batches(*, live: set[TaskKey] | None) -> tuple[list[int], list
 
 
 def _resend_lost(*, live: set[TaskKey]) -> list[int]:
-    before = seconds_ago(settings.QUEUED_GRACE_S)
     waiting = JudgeBatch.objects.filter(
-        Q(enqueued_at__lt=before) | Q(enqueued_at__isnull=True),
+        sent_before_grace(),
         status=BatchStatus.PENDING,
         run__status__in=_ACTIVE_RUN,
     )
