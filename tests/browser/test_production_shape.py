@@ -18,8 +18,10 @@ import shlex
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+import urllib.response
+from collections.abc import Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
@@ -189,41 +191,40 @@ def https_opener() -> urllib.request.OpenerDirector:
     return opener
 
 
-def log_in(stack: Stack, username: str) -> tuple[urllib.request.OpenerDirector, str]:
-    opener = https_opener()
-    page = opener.open(f"{stack.base}/accounts/login/").read().decode()
+def post_form(
+    opener: urllib.request.OpenerDirector,
+    stack: Stack,
+    path: str,
+    *,
+    token_from: str,
+    **fields: str,
+) -> urllib.response.addinfourl:
+    """Post a form as the browser would: CSRF token from the page it is on, same Origin."""
+    page = opener.open(stack.base + token_from).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    assert token
-    form = f"username={username}&password={PASSWORD}&csrfmiddlewaretoken={token.group(1)}"
+    assert token, f"no CSRF token on {token_from}"
+    body = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token.group(1)})
     request = urllib.request.Request(
-        f"{stack.base}/accounts/login/", data=form.encode(), headers={"Origin": stack.base}
+        stack.base + path, data=body.encode(), headers={"Origin": stack.base}
     )
-    assert opener.open(request).geturl().rstrip("/") == stack.base
-    return opener, token.group(1)
+    return opener.open(request)
 
 
-def post_form(opener: urllib.request.OpenerDirector, url: str, **fields: str) -> str:
-    page = opener.open(url.rsplit("/", 2)[0] + "/").read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    assert token, f"no CSRF token on {url}"
-    body = "&".join(
-        f"{k}={v}" for k, v in {**fields, "csrfmiddlewaretoken": token.group(1)}.items()
+def log_in(stack: Stack, username: str) -> urllib.request.OpenerDirector:
+    opener = https_opener()
+    fields = {"username": username, "password": PASSWORD}
+    signed_in = post_form(
+        opener, stack, "/accounts/login/", token_from="/accounts/login/", **fields
     )
-    origin = re.match(r"https?://[^/]+", url)
-    assert origin
-    request = urllib.request.Request(url, data=body.encode(), headers={"Origin": origin.group(0)})
-    return opener.open(request).read().decode()
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 90) -> None:
-    wait_for(condition, timeout=timeout)
+    assert signed_in.geturl().rstrip("/") == stack.base
+    return opener
 
 
 def test_the_compose_services_run_a_full_cycle_over_http(stack, tmp_path, chromium, artifacts):
     def web_healthy() -> bool:
         return stack.healthy("web")
 
-    eventually(web_healthy, timeout=120)
+    wait_for(web_healthy, timeout=120)
     # The web service's own start: migrations and the taxonomy, then gunicorn.
     admin = User.objects.create_superuser("ops", password=PASSWORD)
 
@@ -241,14 +242,21 @@ def test_the_compose_services_run_a_full_cycle_over_http(stack, tmp_path, chromi
     stack.manage("make_pairs", "--seed", "0")
 
     # Judge from the judge page; the judge worker (baseline backend) does the work.
-    opener, _ = log_in(stack, "ops")
-    post_form(opener, f"{stack.base}/judging/runs/start/", backend="baseline", pairs="unjudged")
+    opener = log_in(stack, "ops")
+    post_form(
+        opener,
+        stack,
+        "/judging/runs/start/",
+        token_from="/judging/runs/",
+        backend="baseline",
+        pairs="unjudged",
+    )
 
     def judged() -> bool:
         run = JudgeRun.objects.order_by("pk").last()
         return run is not None and run.status == RunStatus.FINISHED
 
-    eventually(judged)
+    wait_for(judged, timeout=90)
     run = JudgeRun.objects.get()
     assert run.done == run.total > 0 and run.failed == 0
 
@@ -283,7 +291,7 @@ def test_the_compose_services_run_a_full_cycle_over_http(stack, tmp_path, chromi
         job = json.load(api.open(f"{stack.base}/api/v1/exports/{created['id']}/"))
         return job["status"] in {"finished", "failed"}
 
-    eventually(exported)
+    wait_for(exported, timeout=90)
     job = json.load(api.open(f"{stack.base}/api/v1/exports/{created['id']}/"))
     assert job["status"] == "finished", job["error"]
     files_url = f"{stack.base}/api/v1/exports/{job['id']}/files"
@@ -299,7 +307,7 @@ def test_the_compose_services_run_a_full_cycle_over_http(stack, tmp_path, chromi
     def all_healthy() -> bool:
         return all(stack.healthy(name) for name in COMPOSE["services"])
 
-    eventually(all_healthy, timeout=120)
+    wait_for(all_healthy, timeout=120)
 
 
 def review_in_browser(stack: Stack, chromium: Any, artifacts: Path) -> None:
