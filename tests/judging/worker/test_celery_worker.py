@@ -20,16 +20,20 @@ def run_of(run: JudgeRun) -> JudgeRun:
     return JudgeRun.objects.get(pk=run.pk)
 
 
+def wait_until_ended(run: JudgeRun, *, timeout: float = 60.0) -> None:
+    def run_ended() -> bool:
+        return not run_of(run).is_active
+
+    wait_for(run_ended, timeout=timeout)
+
+
 def test_it_judges_a_run_on_a_real_worker(start_worker):
     pairs = make_sampled_pairs(count=7)
     start_worker()
 
     run = start_run(backend="baseline", pairs="all", batch_size=3)
 
-    def run_ended() -> bool:
-        return not run_of(run).is_active
-
-    wait_for(run_ended)
+    wait_until_ended(run)
     run = run_of(run)
     assert (run.status, run.total, run.done, run.failed) == (RunStatus.FINISHED, 7, 7, 0)
     assert sorted(Judgement.objects.values_list("pair_id", flat=True)) == [p.pk for p in pairs]
@@ -51,10 +55,7 @@ def test_it_loses_and_duplicates_nothing_when_the_worker_is_killed_mid_batch(sta
     assert run_of(run).is_active
     start_worker(beat=True)  # the recovery sweep finds the dead batch within the lease
 
-    def run_ended() -> bool:
-        return not run_of(run).is_active
-
-    wait_for(run_ended, timeout=90)
+    wait_until_ended(run, timeout=90)
     run = run_of(run)
     killed.refresh_from_db()
     assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 9, 0)
@@ -109,10 +110,7 @@ def test_it_splits_a_batch_past_its_soft_time_limit_and_ends_the_run_when_pairs_
     )
     run = start_run(backend="baseline", pairs="all", batch_size=4)
 
-    def run_ended() -> bool:
-        return not run_of(run).is_active
-
-    wait_for(run_ended, timeout=120)
+    wait_until_ended(run, timeout=120)
     run = run_of(run)
     assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 0, 4)
     sizes = sorted(len(ids) for ids in run.batches.values_list("pair_ids", flat=True))
@@ -138,10 +136,7 @@ def test_it_recovers_a_batch_killed_at_its_hard_time_limit_and_gives_it_up_after
     )
     run = start_run(backend="baseline", pairs="all", batch_size=2)
 
-    def run_ended() -> bool:
-        return not run_of(run).is_active
-
-    wait_for(run_ended, timeout=90)
+    wait_until_ended(run, timeout=90)
     run = run_of(run)
     [batch] = run.batches.all()
     assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 0, 2)
@@ -158,10 +153,7 @@ def test_it_sends_again_the_batches_whose_messages_the_broker_lost(start_worker,
 
     start_worker(beat=True)
 
-    def run_ended() -> bool:
-        return not run_of(run).is_active
-
-    wait_for(run_ended, timeout=60)
+    wait_until_ended(run, timeout=60)
     run = run_of(run)
     assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 6, 0)
     assert sorted(Judgement.objects.values_list("pair_id", flat=True)) == [p.pk for p in pairs]
