@@ -4,7 +4,7 @@ Importing this package needs neither torch nor transformers (the demo install ha
 transformers backend is imported inside `load_judge` when asked for.
 """
 
-from .loading import load_judge
+from .loading import base_prompt_version, load_judge
 from .scoring import error_verdict
 from .types import (
     ImageRejected,
@@ -24,6 +24,7 @@ __all__ = [
     "PairInput",
     "PairVerdict",
     "Thresholds",
+    "base_prompt_version",
     "error_verdict",
     "load_judge",
 ]

@@ -7,6 +7,20 @@ from .types import Judge, Thresholds
 BACKENDS = ("baseline", "transformers")
 
 
+def base_prompt_version(backend: str) -> str:
+    """The part of a judge's prompt version known without loading it. A model judge appends
+    "+" and the guard prompt its tokenizer allows (see `hf.judge_from_model`)."""
+    if backend == "baseline":
+        from .baseline import BASELINE_PROMPT_VERSION
+
+        return BASELINE_PROMPT_VERSION
+    if backend == "transformers":
+        from .prompts import PAIRWISE_PROMPT_VERSION
+
+        return PAIRWISE_PROMPT_VERSION
+    raise ValueError(f"unknown judge backend {backend!r}; choose one of {BACKENDS}")
+
+
 def load_judge(
     *,
     backend: str,

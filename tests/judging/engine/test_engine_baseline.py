@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from judging.engine import ImageRejected, PairInput, load_judge
+from judging.engine import ImageRejected, PairInput, base_prompt_version, load_judge
 from judging.engine.images import decode_image
 
 REPO = Path(__file__).resolve().parents[3]
@@ -72,6 +72,7 @@ def test_it_names_itself_baseline_in_the_judge_info():
     assert info.backend == "baseline"
     assert info.model_id == ""
     assert info.prompt_version.startswith("baseline-")
+    assert info.prompt_version == base_prompt_version("baseline")  # told without loading
     assert "python" in info.library_versions
 
 

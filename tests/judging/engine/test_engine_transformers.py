@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from judging.engine import LabelTokenError, PairInput, load_judge
+from judging.engine import LabelTokenError, PairInput, base_prompt_version, load_judge
 
 torch = pytest.importorskip("torch")
 
@@ -153,6 +153,7 @@ def test_it_records_the_judge_configuration(judges, tiny_qwen2vl_path):
     assert info.model_revision.startswith("local-config-")
     assert info.dtype == "float32"  # CPU
     assert info.prompt_version == "spavl-pairwise-v1+guard-safe-unsafe-v1"
+    assert info.prompt_version.startswith(base_prompt_version("transformers") + "+")
     assert {"torch", "transformers", "python"} <= info.library_versions.keys()
 
 
