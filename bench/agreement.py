@@ -124,7 +124,9 @@ def seed(*, pairs: int, reviews: int) -> None:
     )
     pair_ids = ids(Pair)
     configuration = JudgeConfiguration.objects.create(backend="baseline", prompt_version="bench")
-    run = JudgeRun.objects.create(configuration=configuration, status="finished")
+    run = JudgeRun.objects.create(
+        backend="baseline", configuration=configuration, status="finished"
+    )
     truth = {pk: rng.choice(["a", "a", "a", "b", "b", "tie", "both_unsafe"]) for pk in pair_ids}
     p_better = {}
     for pk in pair_ids:

@@ -19,7 +19,7 @@ class JudgeConfigurationAdmin(admin.ModelAdmin[JudgeConfiguration]):
     readonly_fields = [f.name for f in JudgeConfiguration._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # configurations come from the loaded judge, never typed in
+        return False  # a worker resolves them from the judge it loaded, never typed in
 
 
 _BATCH_FIELDS = ["index", "status", "attempts", "error", "started_at", "finished_at"]
@@ -39,8 +39,18 @@ class JudgeBatchInline(admin.TabularInline[JudgeBatch, JudgeRun]):
 
 @admin.register(JudgeRun)
 class JudgeRunAdmin(admin.ModelAdmin[JudgeRun]):
-    list_display = ["pk", "configuration", "status", "total", "done", "failed", "pairs_per_second"]
-    list_filter = ["status", "configuration__backend"]
+    list_display = [
+        "pk",
+        "backend",
+        "model",
+        "configuration",
+        "status",
+        "total",
+        "done",
+        "failed",
+        "pairs_per_second",
+    ]
+    list_filter = ["status", "backend"]
     list_select_related = ["configuration"]
     readonly_fields = [f.name for f in JudgeRun._meta.fields]
     inlines = [JudgeBatchInline]

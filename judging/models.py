@@ -88,8 +88,18 @@ class JudgeRunQuerySet(models.QuerySet["JudgeRun"]):
 
 
 class JudgeRun(models.Model):
+    # The judge asked for, as typed: recorded without loading anything, so the web process never
+    # imports torch. Blank revision and dtype mean the latest revision and the device's default.
+    backend = models.CharField(max_length=16, choices=JudgeBackend.choices)
+    model = models.CharField(max_length=300, blank=True)
+    revision = models.CharField(max_length=100, blank=True)
+    dtype = models.CharField(max_length=20, blank=True)
+    max_pixels = models.PositiveIntegerField(default=448 * 448)
+    guard_model = models.CharField(max_length=300, blank=True)
+    # What a worker loaded for it (resolved revision, dtype, prompt version): set by the first
+    # batch, empty until then and for a run whose judge could not be loaded.
     configuration = models.ForeignKey(
-        JudgeConfiguration, on_delete=models.PROTECT, related_name="runs"
+        JudgeConfiguration, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     pair_selection = models.CharField(max_length=16, default="unjudged")
@@ -119,10 +129,24 @@ class JudgeRun(models.Model):
             models.CheckConstraint(
                 condition=Q(done__lte=models.F("total")), name="judge_run_done_within_total"
             ),
+            models.CheckConstraint(
+                condition=~Q(backend=JudgeBackend.TRANSFORMERS, model=""),
+                name="judge_run_transformers_has_model",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.status})"
+
+    @property
+    def judge_description(self) -> str:
+        """The configuration once a worker resolved it, otherwise what was asked for."""
+        if self.configuration is not None:
+            return str(self.configuration)
+        if self.backend == JudgeBackend.BASELINE:
+            return "baseline (no model)"
+        dtype = f" {self.dtype}" if self.dtype else ""
+        return f"{self.model}@{self.revision or 'latest'}{dtype} (requested)"
 
     @property
     def is_active(self) -> bool:

@@ -1,8 +1,11 @@
 """Judge runs: start, process one batch, cancel, and the judge-only final label rule.
 
-A run snapshots its pair ids into batches; one Celery task per batch calls `judge_batch`, which
-is idempotent, so a batch delivered twice (a worker killed mid-batch, a Redis redelivery) writes
-each judgement once and counts it once. Lock order everywhere: the run row, then the batch row.
+A run records the judge asked for and snapshots its pair ids into batches, without loading any
+model: the web process never imports torch. One Celery task per batch calls `judge_batch`; the
+first batch a worker judges resolves the run's configuration from the judge it loaded, and a
+judge that cannot be loaded fails the run. `judge_batch` is idempotent, so a batch delivered
+twice (a worker killed mid-batch, a Redis redelivery) writes each judgement once and counts it
+once. Lock order everywhere: the run row, then the batch row.
 """
 
 from __future__ import annotations
@@ -12,19 +15,27 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from annotation.exceptions import DomainError
 from annotation.models import Pair
-from judging.engine import Judge, PairInput, PairVerdict, error_verdict, load_judge
+from judging.engine import (
+    Judge,
+    JudgeInfo,
+    PairInput,
+    PairVerdict,
+    base_prompt_version,
+    error_verdict,
+    load_judge,
+)
 from judging.models import (
     BatchStatus,
     JudgeBackend,
@@ -84,7 +95,8 @@ class BatchWillRetry(Exception):
 
 @dataclass(frozen=True, slots=True)
 class JudgeSpec:
-    """How to load a judge: what `load_judge` needs, and what the per-process cache keys on."""
+    """How to load a judge: what `load_judge` needs, and what the per-process cache keys on.
+    Its fields are those of the run that asks for it."""
 
     backend: str
     model: str = ""
@@ -102,6 +114,29 @@ class JudgeSpec:
             dtype=configuration.dtype,
             max_pixels=configuration.max_pixels,
             guard_model=configuration.guard_model_id,
+        )
+
+    @classmethod
+    def of_info(cls, info: JudgeInfo, *, max_pixels: int) -> JudgeSpec:
+        """The spec that loads again what `info` describes (resolved revision and dtype)."""
+        return cls(
+            backend=info.backend,
+            model=info.model_id,
+            revision=info.model_revision,
+            dtype=info.dtype,
+            max_pixels=max_pixels,
+            guard_model=info.guard_model_id,
+        )
+
+    @classmethod
+    def requested_by(cls, run: JudgeRun) -> JudgeSpec:
+        return cls(
+            backend=run.backend,
+            model=run.model,
+            revision=run.revision,
+            dtype=run.dtype,
+            max_pixels=run.max_pixels,
+            guard_model=run.guard_model,
         )
 
 
@@ -137,12 +172,32 @@ def get_or_create_configuration(*, judge: Judge, max_pixels: int) -> JudgeConfig
     return configuration
 
 
-def select_pair_ids(*, configuration: JudgeConfiguration, pairs: str) -> list[int]:
-    """Ids of the pairs a run covers: every pair, or those without a successful judgement."""
+def configurations_matching(*, spec: JudgeSpec) -> QuerySet[JudgeConfiguration]:
+    """The configurations a judge loaded for `spec` may resolve to, told without loading it: the
+    same backend, model, guard and image size under the engine's current prompt, at any revision
+    and dtype unless `spec` names one."""
+    prompt = base_prompt_version(spec.backend)
+    matching = JudgeConfiguration.objects.filter(
+        Q(prompt_version=prompt) | Q(prompt_version__startswith=f"{prompt}+"),
+        backend=spec.backend,
+        model_id=spec.model,
+        guard_model_id=spec.guard_model,
+        max_pixels=spec.max_pixels,
+    )
+    if spec.revision:
+        matching = matching.filter(model_revision=spec.revision)
+    if spec.dtype:
+        matching = matching.filter(dtype=spec.dtype)
+    return matching
+
+
+def select_pair_ids(*, spec: JudgeSpec, pairs: str) -> list[int]:
+    """Ids of the pairs a run covers: every pair, or those without a successful judgement by
+    a configuration matching `spec`."""
     queryset = Pair.objects.order_by("pk")
     if pairs == "unjudged":
         judged = Judgement.objects.succeeded().filter(
-            pair=OuterRef("pk"), configuration=configuration
+            pair=OuterRef("pk"), configuration__in=configurations_matching(spec=spec)
         )
         queryset = queryset.filter(~Exists(judged))
     return list(queryset.values_list("pk", flat=True))
@@ -156,11 +211,13 @@ def start_run(
     batch_size: int | None = None,
     dtype: str | None = None,
     max_pixels: int = 448 * 448,
+    revision: str | None = None,
+    guard_model: str | None = None,
     by: User | None = None,
 ) -> JudgeRun:
-    """Load the judge (to learn its configuration), snapshot the pairs into batches and enqueue
-    one `judge_batch` task per batch after commit. Without a broker the tasks run in-process
-    when this function commits, so the returned run is already finished."""
+    """Record the judge asked for (no model is loaded here), snapshot the pairs into batches
+    and enqueue one `judge_batch` task per batch after commit. Without a broker the tasks run
+    in-process when this function commits, so the returned run has already ended."""
     if backend not in JudgeBackend.values:
         raise JudgeRunError(f"Unknown backend {backend!r}: choose one of {JudgeBackend.values}.")
     if pairs not in PAIR_SELECTIONS:
@@ -170,16 +227,18 @@ def start_run(
     size = batch_size or settings.JUDGE_BATCH_SIZE
     if size < 1:
         raise JudgeRunError("The batch size must be at least 1.")
-    spec = JudgeSpec(backend=backend, model=model or "", dtype=dtype or "", max_pixels=max_pixels)
-    judge = get_judge(spec=spec)
+    spec = JudgeSpec(
+        backend=backend,
+        model=model or "",
+        revision=revision or "",
+        dtype=dtype or "",
+        max_pixels=max_pixels,
+        guard_model=guard_model or "",
+    )
     with transaction.atomic():
-        configuration = get_or_create_configuration(judge=judge, max_pixels=max_pixels)
-        # Keep the loaded judge under the configuration's own spec too, so in-process tasks
-        # (the demo) and this process reuse it instead of loading the model a second time.
-        _judges.setdefault(JudgeSpec.of(configuration), judge)
-        pair_ids = select_pair_ids(configuration=configuration, pairs=pairs)
+        pair_ids = select_pair_ids(spec=spec, pairs=pairs)
         run = JudgeRun.objects.create(
-            configuration=configuration,
+            **asdict(spec),
             pair_selection=pairs,
             total=len(pair_ids),
             started_by=by,
@@ -230,10 +289,17 @@ def _beat(batch: JudgeBatch) -> bool:
 
 
 def _judge_claimed(batch: JudgeBatch) -> JudgeBatch:
-    configuration = batch.run.configuration
+    try:
+        judge = _judge_of(batch.run)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        logger.exception("judge batch %s could not load its judge", batch.pk)
+        wanted = batch.run.model or batch.run.backend
+        error = f"could not load the judge {wanted}: {type(exc).__name__}: {exc}"
+        return _fail_run_on_load_error(batch_id=batch.pk, error=error[:2000])
     try:
         inputs, missing = _load_pair_inputs(pair_ids=batch.pair_ids)
-        judge = get_judge(spec=JudgeSpec.of(configuration))
         verdicts = judge.judge(inputs) + [_missing_verdict(pair_id) for pair_id in missing]
     except SoftTimeLimitExceeded:
         raise
@@ -243,6 +309,55 @@ def _judge_claimed(batch: JudgeBatch) -> JudgeBatch:
     if settings.JUDGE_BATCH_DELAY_S:
         _simulated_gpu_call(seconds=settings.JUDGE_BATCH_DELAY_S)
     return _write_batch(batch_id=batch.pk, verdicts=verdicts, judge=judge)
+
+
+def _judge_of(run: JudgeRun) -> Judge:
+    """The run's judge; the first batch loads it as asked and resolves the run's configuration
+    from it. Later batches load that configuration (pinned revision and dtype), so every worker
+    judges with the same one."""
+    if run.configuration is not None:
+        return get_judge(spec=JudgeSpec.of(run.configuration))
+    judge = get_judge(spec=JudgeSpec.requested_by(run))
+    _judges.setdefault(JudgeSpec.of_info(judge.info, max_pixels=run.max_pixels), judge)
+    return get_judge(spec=JudgeSpec.of(_resolve_configuration(run_id=run.pk, judge=judge)))
+
+
+def _resolve_configuration(*, run_id: int, judge: Judge) -> JudgeConfiguration:
+    """Set the run's configuration once, under its row lock: a worker that loaded the judge
+    while another resolved it takes the one already set."""
+    with transaction.atomic():
+        locked = JudgeRun.objects.select_for_update(of=("self",)).select_related("configuration")
+        run = locked.get(pk=run_id)
+        if run.configuration is None:
+            run.configuration = get_or_create_configuration(judge=judge, max_pixels=run.max_pixels)
+            run.save(update_fields=["configuration"])
+    return run.configuration
+
+
+def _fail_run_on_load_error(*, batch_id: int, error: str) -> JudgeBatch:
+    """A judge that cannot be loaded as asked (a bad model id, no network, no torch) fails the
+    run at once: no batch of it could be judged. Once another worker resolved the run, the
+    failure is this worker's own, and the batch is retried as after any other error."""
+    with transaction.atomic():
+        run = JudgeRun.objects.select_for_update().get(batches=batch_id)
+        batch = JudgeBatch.objects.select_for_update().get(pk=batch_id)
+        if run.configuration_id is None:
+            return _fail_run(run=run, batch=batch, reason=error)
+    return _record_batch_error(batch_id=batch_id, error=error)
+
+
+def _fail_run(*, run: JudgeRun, batch: JudgeBatch, reason: str) -> JudgeBatch:
+    """End a run that has no configuration (so no judgement can be written): its batches that
+    have not ended fail with the reason, and deliveries of them are skipped."""
+    now = timezone.now()
+    run.batches.exclude(status__in=_TERMINAL_BATCH).update(
+        status=BatchStatus.FAILED, error=reason, finished_at=now
+    )
+    if run.is_active:
+        run.status, run.error, run.finished_at = RunStatus.FAILED, reason, now
+        run.save(update_fields=["status", "error", "finished_at"])
+    batch.refresh_from_db()
+    return batch
 
 
 def _simulated_gpu_call(*, seconds: float) -> None:
@@ -261,7 +376,10 @@ def _claim_batch(*, batch_id: int) -> tuple[JudgeBatch, bool]:
     to be judged now: it ended, its run was cancelled, or a live worker holds it."""
     with transaction.atomic():
         run = JudgeRun.objects.select_for_update().get(batches=batch_id)
-        locked = JudgeBatch.objects.select_for_update().select_related("run__configuration")
+        # Only the batch row: PostgreSQL locks no nullable side of a join (the configuration).
+        locked = JudgeBatch.objects.select_for_update(of=("self",)).select_related(
+            "run__configuration"
+        )
         batch = locked.get(pk=batch_id)
         if batch.status in _TERMINAL_BATCH:
             return batch, False
@@ -313,6 +431,8 @@ def _release_after_time_limit(*, batch_id: int) -> JudgeBatch:
 
 def _give_up_batch(*, run: JudgeRun, batch: JudgeBatch) -> JudgeBatch:
     reason = f"gave up after {batch.attempts} attempts: {batch.error or 'the worker died'}"
+    if run.configuration_id is None:
+        return _fail_run(run=run, batch=batch, reason=reason)
     verdicts = [error_verdict(pair_id=pair_id, error=reason) for pair_id in batch.pair_ids]
     _upsert_judgements(run=run, verdicts=verdicts, library_versions={})
     batch.status, batch.error, batch.finished_at = BatchStatus.FAILED, reason, timezone.now()

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from annotation.exceptions import DomainError
-from judging.models import JudgeBackend, JudgeRun
+from judging.models import JudgeBackend, JudgeRun, RunStatus
 from judging.services import PAIR_SELECTIONS, start_run
 
 POLL_SECONDS = 1.0
@@ -25,6 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--pairs", choices=PAIR_SELECTIONS, default="unjudged")
         parser.add_argument("--batch-size", type=int, help="Pairs per worker task.")
         parser.add_argument("--dtype", help="Model dtype the workers load, e.g. bfloat16.")
+        parser.add_argument("--revision", help="Hub revision of the model (default: latest).")
+        parser.add_argument("--guard-model", help="A separate safety model (hub id or path).")
         parser.add_argument("--wait", action="store_true", help="Follow the run until it ends.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -35,10 +37,12 @@ class Command(BaseCommand):
                 pairs=options["pairs"],
                 batch_size=options["batch_size"],
                 dtype=options["dtype"],
+                revision=options["revision"],
+                guard_model=options["guard_model"],
             )
         except DomainError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(f"Judge run {run.pk}: {run.total} pairs, {run.configuration}")
+        self.stdout.write(f"Judge run {run.pk}: {run.total} pairs, {run.judge_description}")
         if options["wait"]:
             run = self._follow(run)
         self._summary(run)
@@ -58,6 +62,8 @@ class Command(BaseCommand):
         if run.is_active:
             self.stdout.write(f"Queued for the judge workers. Follow it at /judging/runs/{run.pk}/")
             return
+        if run.status == RunStatus.FAILED:
+            raise CommandError(f"Run {run.pk} failed: {run.error}")
         speed = f", {run.pairs_per_second:.1f} pairs/s" if run.pairs_per_second else ""
         share = f"{run.share_preferring_a:.0%}" if run.share_preferring_a is not None else "-"
         self.stdout.write(

@@ -158,3 +158,21 @@ def test_it_sends_again_the_batches_whose_messages_the_broker_lost(start_worker,
     assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 6, 0)
     assert sorted(Judgement.objects.values_list("pair_id", flat=True)) == [p.pk for p in pairs]
     assert set(run.batches.values_list("attempts", flat=True)) == {1}
+
+
+def test_it_fails_a_run_whose_model_the_worker_cannot_load_and_retries_nothing(
+    start_worker, tmp_path
+):
+    make_sampled_pairs(count=4)
+    start_worker()
+    missing = tmp_path / "no-such-model"
+
+    run = start_run(backend="transformers", model=str(missing), pairs="all", batch_size=2)
+
+    wait_until_ended(run, timeout=90)
+    run = run_of(run)
+    assert run.status == RunStatus.FAILED
+    assert f"could not load the judge {missing}" in run.error
+    assert set(run.batches.values_list("status", flat=True)) == {BatchStatus.FAILED}
+    assert max(run.batches.values_list("attempts", flat=True)) == 1
+    assert not Judgement.objects.exists()

@@ -57,3 +57,14 @@ def test_it_says_where_to_follow_a_run_left_to_the_workers():
 def test_it_refuses_a_transformers_run_without_a_model():
     with pytest.raises(CommandError, match="needs a model"):
         judge(backend="transformers")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_says_why_a_run_failed(tmp_path):
+    make_sampled_pairs(count=2)
+    missing = tmp_path / "no-such-model"
+
+    with pytest.raises(CommandError, match=f"failed: could not load the judge {missing}"):
+        judge(backend="transformers", model=str(missing), wait=True)
+
+    assert JudgeRun.objects.get().status == RunStatus.FAILED

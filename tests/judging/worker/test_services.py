@@ -12,6 +12,7 @@ from annotation.models import FinalLabel, FinalLabelChange, Pair, PairOrigin
 from judging.models import (
     BatchStatus,
     JudgeBatch,
+    JudgeConfiguration,
     Judgement,
     JudgementStatus,
     JudgeRun,
@@ -104,6 +105,37 @@ def test_it_selects_only_pairs_without_a_successful_judgement_for_unjudged(
     assert broken.pk in {pk for batch in second.batches.all() for pk in batch.pair_ids}
 
 
+def test_it_tells_unjudged_pairs_of_a_model_without_loading_it():
+    judged, by_old_prompt, new = make_sampled_pairs(count=3)
+    for pair, prompt in [(judged, "spavl-pairwise-v1+guard-x"), (by_old_prompt, "spavl-v0+x")]:
+        configuration = JudgeConfiguration.objects.create(
+            backend="transformers",
+            model_id="org/vlm",
+            model_revision="abc123",
+            dtype="bfloat16",
+            prompt_version=prompt,
+        )
+        Judgement.objects.create(
+            pair=pair,
+            configuration=configuration,
+            status=JudgementStatus.OK,
+            p_a_better=0.7,
+            prefers_a=True,
+        )
+
+    def unjudged(**spec: Any) -> set[int]:
+        run = start_run(backend="transformers", pairs="unjudged", **spec)
+        return {pk for batch in run.batches.all() for pk in batch.pair_ids}
+
+    assert unjudged(model="org/vlm") == {by_old_prompt.pk, new.pk}
+    assert unjudged(model="org/vlm", revision="abc123", dtype="bfloat16") == {
+        by_old_prompt.pk,
+        new.pk,
+    }
+    assert unjudged(model="org/vlm", dtype="float32") == {judged.pk, by_old_prompt.pk, new.pk}
+    assert unjudged(model="org/other-vlm") == {judged.pk, by_old_prompt.pk, new.pk}
+
+
 def test_it_writes_and_counts_a_batch_once_when_it_is_delivered_twice(
     django_capture_on_commit_callbacks,
 ):
@@ -143,9 +175,10 @@ def test_it_keeps_one_judgement_per_pair_and_configuration_across_runs(
 
 def test_it_gives_a_batch_up_after_the_last_attempt(settings, django_capture_on_commit_callbacks):
     settings.JUDGE_MAX_ATTEMPTS = 2
-    pairs = make_sampled_pairs(count=2)
+    pairs = make_sampled_pairs(count=4)
     run = start_run(backend="baseline", pairs="all", batch_size=2)
-    [batch] = run.batches.all()
+    first, batch = run.batches.all()
+    judge_batch(batch_id=first.pk)  # resolves the run's configuration
     # A delivery that died mid-batch leaves it running with its attempt counted.
     JudgeBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.RUNNING, attempts=2)
 
@@ -155,10 +188,10 @@ def test_it_gives_a_batch_up_after_the_last_attempt(settings, django_capture_on_
     batch.refresh_from_db()
     assert batch.status == BatchStatus.FAILED
     assert "gave up after 2 attempts" in batch.error
-    assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 0, 2)
-    assert set(Judgement.objects.filter(pair__in=pairs).values_list("status", flat=True)) == {
-        JudgementStatus.FAILED
-    }
+    assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 2, 2)
+    given_up = Judgement.objects.filter(pair_id__in=batch.pair_ids)
+    assert set(given_up.values_list("status", flat=True)) == {JudgementStatus.FAILED}
+    assert Judgement.objects.filter(pair__in=pairs).count() == 4
 
 
 def test_it_judges_again_a_batch_whose_worker_died(django_capture_on_commit_callbacks):
@@ -220,6 +253,56 @@ def test_it_refuses_a_transformers_run_without_a_model():
         start_run(backend="transformers")
 
 
+def test_it_records_the_requested_judge_and_resolves_it_in_the_first_batch():
+    make_sampled_pairs(count=4)
+    run = start_run(backend="baseline", pairs="all", batch_size=2)  # tasks never enqueued
+    first, second = run.batches.all()
+    assert run.configuration is None
+    assert (run.backend, run.model, run.max_pixels) == ("baseline", "", 448 * 448)
+
+    judge_batch(batch_id=first.pk)
+    judge_batch(batch_id=second.pk)
+
+    run.refresh_from_db()
+    assert run.configuration is not None
+    assert run.configuration.prompt_version == "baseline-keywords-v1"
+    assert set(Judgement.objects.values_list("configuration", flat=True)) == {run.configuration.pk}
+    assert (run.status, run.done) == (RunStatus.FINISHED, 4)
+
+
+def test_it_fails_the_run_with_the_reason_when_the_model_cannot_be_loaded(tmp_path):
+    make_sampled_pairs(count=4)
+    missing = tmp_path / "no-such-model"
+    run = start_run(backend="transformers", model=str(missing), pairs="all", batch_size=2)
+    first, second = run.batches.all()
+
+    judge_batch(batch_id=first.pk)  # no BatchWillRetry: a bad model is not retried
+    judge_batch(batch_id=second.pk)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith(f"could not load the judge {missing}:")
+    assert run.finished_at is not None and run.configuration is None
+    assert set(run.batches.values_list("status", flat=True)) == {BatchStatus.FAILED}
+    assert set(run.batches.values_list("attempts", flat=True)) == {1, 0}
+    assert not Judgement.objects.exists()
+
+
+def test_it_fails_an_unresolved_run_whose_worker_died_at_every_attempt(settings):
+    settings.JUDGE_MAX_ATTEMPTS = 2
+    make_sampled_pairs(count=2)
+    run = start_run(backend="transformers", model="org/some-vlm", pairs="all")
+    [batch] = run.batches.all()
+    JudgeBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.RUNNING, attempts=2)
+
+    judge_batch(batch_id=batch.pk)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "gave up after 2 attempts" in run.error
+    assert not Judgement.objects.exists()
+
+
 def test_it_finishes_an_empty_run_at_once():
     run = start_run(backend="baseline", pairs="unjudged")
 
@@ -268,7 +351,8 @@ def test_it_judges_a_batch_in_a_constant_number_of_queries(size, django_assert_m
     run = start_run(backend="baseline", pairs="all", batch_size=size)
     [batch] = run.batches.all()
 
-    with django_assert_max_num_queries(20):
+    # Seven of them, once per run: the first batch resolves the run's configuration.
+    with django_assert_max_num_queries(27):
         judge_batch(batch_id=batch.pk)
 
     assert JudgeRun.objects.get(pk=run.pk).done == size

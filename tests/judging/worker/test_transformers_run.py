@@ -28,8 +28,10 @@ def test_it_runs_a_tiny_vision_language_model_end_to_end(
     run.refresh_from_db()
     ok = Judgement.objects.filter(run=run, status=JudgementStatus.OK)
     assert (run.status, run.done, run.failed) == (RunStatus.FINISHED, 3, 1)
+    assert run.configuration is not None  # resolved by the worker side, in-process here
     assert run.configuration.backend == "transformers"
     assert run.configuration.model_id == str(tiny_qwen2vl_path)
+    assert run.configuration.model_revision.startswith("local-config-")
     assert sorted(ok.values_list("pair_id", flat=True)) == [p.pk for p in pairs]
     assert Judgement.objects.get(pair=broken).status == JudgementStatus.FAILED
     for judgement in ok:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from judging.models import JudgeRun, RunStatus
-from judging.services import start_run
+from judging.services import judge_batch, start_run
 from tests.factories import make_sampled_pairs
 
 pytestmark = pytest.mark.django_db
@@ -139,6 +141,48 @@ def test_it_starts_a_run_from_the_form(
     assert response.status_code == 302
     assert response["Location"] == reverse("judging:run", args=[run.pk])
     assert (run.status, run.done, run.started_by) == (RunStatus.FINISHED, 3, staff_admin)
+
+
+def test_it_starts_a_transformers_run_without_loading_the_model_in_the_request(
+    staff_client, monkeypatch
+):
+    def load_judge(**spec: Any) -> None:
+        raise AssertionError(f"the web process loaded a judge: {spec}")
+
+    monkeypatch.setattr("judging.services.runs.load_judge", load_judge)
+    make_sampled_pairs(count=3)
+
+    response = staff_client.post(
+        reverse("judging:start"),
+        {"backend": "transformers", "model": "org/some-vlm", "pairs": "unjudged"},
+    )
+
+    run = JudgeRun.objects.get()
+    assert response.status_code == 302
+    assert (run.status, run.total, run.configuration) == (RunStatus.QUEUED, 3, None)
+    assert (run.backend, run.model, run.revision, run.dtype) == (
+        "transformers",
+        "org/some-vlm",
+        "",
+        "",
+    )
+    assert run.batches.count() == 1
+    page = staff_client.get(reverse("judging:runs")).content.decode()
+    assert "org/some-vlm" in page
+
+
+def test_it_shows_why_a_run_failed_on_the_runs_page(staff_client, tmp_path):
+    make_sampled_pairs(count=2)
+    run = start_run(backend="transformers", model=str(tmp_path / "no-such-model"), pairs="all")
+    [batch] = run.batches.all()
+    judge_batch(batch_id=batch.pk)  # the worker's part: the model cannot be loaded
+
+    html = staff_client.get(reverse("judging:runs")).content.decode()
+
+    assert JudgeRun.objects.get(pk=run.pk).status == RunStatus.FAILED
+    assert "could not load the judge" in html
+    assert "no-such-model" in html
+    assert 'hx-trigger="every 2s"' not in html
 
 
 def test_it_shows_the_reason_when_a_run_cannot_start(staff_client):
