@@ -1,103 +1,176 @@
-"""Access gates: one per object type. Missing and not-yours both answer 404."""
+"""Every access gate of the annotation app, on the roles of spavl_web.roles.
+
+A gate returns the object the user may act on, or raises Http404: missing and not-yours answer
+the same, so nobody learns what exists. Views, the API and the admin's own pages call these
+and nothing else to decide who sees what.
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from pathlib import Path
+
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
-from annotation.models import Adjudication, Assignment, Campaign, Image, Pair, Review
+from annotation.models import (
+    Adjudication,
+    Assignment,
+    Campaign,
+    ExportJob,
+    Image,
+    Pair,
+    Review,
+)
+from spavl_web.roles import (
+    AnyUser,
+    is_adjudicator,
+    is_admin,
+    is_analyst,
+    is_exporter,
+)
 
-AnyUser = AbstractBaseUser | AnonymousUser
+__all__ = [
+    "access_adjudication",
+    "access_adjudications",
+    "access_agreement",
+    "access_assignment",
+    "access_campaign",
+    "access_claim",
+    "access_export_file",
+    "access_export_job",
+    "access_exports",
+    "access_image",
+    "access_pair",
+    "access_review",
+    "is_adjudicator",
+    "is_admin",
+    "is_analyst",
+    "is_exporter",
+    "visible_export_jobs",
+]
+
+
+def _signed_in(user: AnyUser) -> User:
+    if not isinstance(user, User) or not user.is_active:
+        raise Http404
+    return user
 
 
 def access_image(*, user: AnyUser, image_id: int) -> Image:
     """Images are visible to every signed-in member of the team (reviewers see harmful content
     by role); the gate exists so later tenant or campaign scoping has one place to live."""
-    if not user.is_authenticated:
-        raise Http404
-    try:
-        return Image.objects.only("data", "format").get(pk=image_id)
-    except Image.DoesNotExist:
-        raise Http404 from None
+    _signed_in(user)
+    return get_object_or_404(Image.objects.only("data", "format"), pk=image_id)
 
 
-def is_admin(user: AnyUser) -> bool:
-    if not user.is_authenticated:
-        return False
-    return bool(getattr(user, "is_superuser", False)) or _in_group(user, "admin")
-
-
-def is_adjudicator(user: AnyUser) -> bool:
-    return is_admin(user) or (user.is_authenticated and _in_group(user, "adjudicator"))
-
-
-def _in_group(user: AnyUser, name: str) -> bool:
-    # One query per request object, however often a page asks.
-    names: set[str] | None = user.__dict__.get("_spavl_groups")
-    if names is None:
-        names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
-        user.__dict__["_spavl_groups"] = names
-    return name in names
+def reviewer_campaigns(*, user: AnyUser) -> QuerySet[Campaign]:
+    """The campaigns a user reviews in: active, with them among the reviewers."""
+    if not isinstance(user, User):
+        return Campaign.objects.none()
+    return Campaign.objects.filter(reviewers__id=user.pk, is_active=True)
 
 
 def access_campaign(*, user: AnyUser, campaign_id: int) -> Campaign:
     """Admins see every campaign; a reviewer only the active campaigns they are on."""
-    if not user.is_authenticated:
+    _signed_in(user)
+    campaigns = Campaign.objects.all() if is_admin(user) else reviewer_campaigns(user=user)
+    return get_object_or_404(campaigns, pk=campaign_id)
+
+
+def access_claim(*, user: AnyUser, campaign_id: int) -> Campaign:
+    """The campaign if the user may be handed a new pair in it: an active campaign they
+    review in (admins: any active campaign). Every claim path (next, submit and next, skip,
+    prefetch, the API) passes here, so a closed campaign or a removed reviewer gets no pair."""
+    _signed_in(user)
+    found = reviewer_campaigns(user=user).filter(pk=campaign_id).first()
+    if found is None and is_admin(user):  # asked second: most claims are by reviewers
+        found = Campaign.objects.filter(is_active=True, pk=campaign_id).first()
+    if found is None:
         raise Http404
-    campaigns = Campaign.objects.all()
-    if not is_admin(user):
-        campaigns = campaigns.filter(reviewers__id=user.pk, is_active=True)
-    try:
-        return campaigns.get(pk=campaign_id)
-    except Campaign.DoesNotExist:
-        raise Http404 from None
+    return found
 
 
 def access_assignment(*, user: AnyUser, assignment_id: int) -> Assignment:
     """An assignment is its reviewer's alone; admins and adjudicators see reviews, not leases."""
-    if not user.is_authenticated:
-        raise Http404
-    try:
-        return Assignment.objects.for_review_page().get(pk=assignment_id, reviewer_id=user.pk)
-    except Assignment.DoesNotExist:
-        raise Http404 from None
+    _signed_in(user)
+    leases = Assignment.objects.for_review_page().filter(reviewer_id=user.pk)
+    return get_object_or_404(leases, pk=assignment_id)
 
 
 def access_pair(*, user: AnyUser, pair_id: int) -> Pair:
     """Adjudicators and admins see every pair; a reviewer only pairs assigned to them."""
-    if not user.is_authenticated:
-        raise Http404
+    _signed_in(user)
     pairs = Pair.objects.for_display()
     if not is_adjudicator(user):
         pairs = pairs.filter(campaign_pairs__assignments__reviewer_id=user.pk).distinct()
-    try:
-        return pairs.get(pk=pair_id)
-    except Pair.DoesNotExist:
-        raise Http404 from None
+    return get_object_or_404(pairs, pk=pair_id)
 
 
 def access_review(*, user: AnyUser, review_id: int) -> Review:
     """A review is visible to its author, adjudicators and admins."""
-    if not user.is_authenticated:
-        raise Http404
+    _signed_in(user)
     reviews = Review.objects.select_related("reviewer", "taxonomy_correction", "assignment")
     if not is_adjudicator(user):
         reviews = reviews.filter(reviewer_id=user.pk)
-    try:
-        return reviews.get(pk=review_id)
-    except Review.DoesNotExist:
-        raise Http404 from None
+    return get_object_or_404(reviews, pk=review_id)
+
+
+def access_adjudications(*, user: AnyUser) -> User:
+    """The adjudicator (the queue and its decisions), or 404."""
+    if not is_adjudicator(user):
+        raise Http404
+    return _signed_in(user)
 
 
 def access_adjudication(*, user: AnyUser, adjudication_id: int) -> Adjudication:
-    if not is_adjudicator(user):
+    access_adjudications(user=user)
+    adjudications = Adjudication.objects.select_related(
+        "campaign_pair__campaign",
+        "pair__question__subcategory__parent__parent",
+        "pair__response_a",
+        "pair__response_b",
+        "decided_by",
+    )
+    return get_object_or_404(adjudications, pk=adjudication_id)
+
+
+def access_agreement(*, user: AnyUser) -> User:
+    """Analysts see agreement figures; everybody else gets 404 (reviewers must not learn how
+    the judge or their colleagues did on pairs they still review)."""
+    if not is_analyst(user):
         raise Http404
-    try:
-        return Adjudication.objects.select_related(
-            "campaign_pair__campaign",
-            "pair__question__subcategory__parent__parent",
-            "pair__response_a",
-            "pair__response_b",
-        ).get(pk=adjudication_id)
-    except Adjudication.DoesNotExist:
-        raise Http404 from None
+    return _signed_in(user)
+
+
+def access_exports(*, user: AnyUser) -> User:
+    """The user if they may see and start exports; everyone else gets 404."""
+    if not is_exporter(user):
+        raise Http404
+    return _signed_in(user)
+
+
+def visible_export_jobs(*, user: AnyUser) -> QuerySet[ExportJob]:
+    """The jobs an exporter sees: all for admins, their own otherwise."""
+    jobs = ExportJob.objects.select_related("definition", "created_by")
+    return jobs if is_admin(user) else jobs.filter(created_by_id=user.pk)
+
+
+def access_export_job(*, user: AnyUser, job_id: int) -> ExportJob:
+    """The job if the user may see it: their own as an exporter, any as an admin."""
+    access_exports(user=user)
+    return get_object_or_404(visible_export_jobs(user=user), pk=job_id)
+
+
+def access_export_file(*, job: ExportJob, name: str) -> Path:
+    """The path of a finished file of a job the user passed ``access_export_job`` for. Only
+    names recorded as finished are served (never a ``.partial`` being written), and the path
+    must stay inside the job's folder."""
+    if job.finished_file(name) is None:
+        raise Http404
+    root = Path(job.output_dir).resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise Http404
+    return path

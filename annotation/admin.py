@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -16,12 +17,14 @@ from django.utils.html import format_html
 
 from annotation.exceptions import TaxonomyError
 from annotation.models import (
+    FinalLabelChange,
     Image,
     ImportBatch,
     LabelChange,
     Pair,
     Question,
     Response,
+    Review,
     TaxonomyChange,
     TaxonomyNode,
 )
@@ -76,6 +79,47 @@ class MergeForm(forms.Form):
         )
 
 
+class TaxonomyNodeForm(forms.ModelForm[TaxonomyNode]):
+    """Adds and edits run the taxonomy services while the form is checked, in a savepoint: a
+    refusal (a clash, a retired parent) is a form error and nothing of the edit is kept."""
+
+    saved: TaxonomyNode
+
+    class Meta:
+        model = TaxonomyNode
+        fields = ["level", "key", "name", "parent"]
+
+    def _post_clean(self) -> None:
+        """No model validation of the raw fields: the services decide."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        actor: User | None = getattr(self, "actor", None)
+        try:
+            with transaction.atomic():
+                if self.instance.pk is None:
+                    self.saved = taxonomy.create_node(
+                        level=data["level"],
+                        key=data["key"],
+                        name=data["name"],
+                        parent=data.get("parent"),
+                        by=actor,
+                    )
+                else:
+                    self.saved = taxonomy.edit_node(
+                        node=TaxonomyNode.objects.get(pk=self.instance.pk),
+                        key=data["key"],
+                        name=data["name"],
+                        parent=data.get("parent"),
+                        by=actor,
+                    )
+        except TaxonomyError as error:
+            raise forms.ValidationError(str(error)) from error
+        return data
+
+
 @admin.register(TaxonomyNode)
 class TaxonomyNodeAdmin(admin.ModelAdmin[TaxonomyNode]):
     list_display = ["key", "name", "level", "parent_path", "question_count", "state"]
@@ -105,19 +149,24 @@ class TaxonomyNodeAdmin(admin.ModelAdmin[TaxonomyNode]):
             return f"merged into {obj.merged_into}"
         return "retired" if obj.is_retired else "live"
 
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: TaxonomyNode | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs["form"] = TaxonomyNodeForm
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"actor": _actor(request)})
+
     def save_model(self, request: HttpRequest, obj: TaxonomyNode, form: Any, change: bool) -> None:
-        user = _actor(request)
-        try:
-            if not change:
-                obj.save()
-                taxonomy.record_creation(node=obj, by=user)
-                return
-            stored = TaxonomyNode.objects.get(pk=obj.pk)
-            taxonomy.rename_node(node=stored, key=obj.key, name=obj.name, by=user)
-            if obj.parent is not None and obj.parent_id != stored.parent_id:
-                taxonomy.move_node(node=stored, new_parent=obj.parent, by=user)
-        except TaxonomyError as error:
-            self.message_user(request, str(error), messages.ERROR)
+        """Through the taxonomy services, each in one transaction (TaxonomyNodeForm already
+        ran them in a savepoint and kept the node they returned)."""
+        saved = form.saved
+        obj.pk, obj.level, obj.key, obj.name = saved.pk, saved.level, saved.key, saved.name
+        obj.parent_id = saved.parent_id
+        obj._state.adding = False
 
     @admin.action(description="Merge the selected nodes into another node")
     def merge_into(self, request: HttpRequest, queryset: QuerySet[TaxonomyNode]) -> Any:
@@ -181,6 +230,20 @@ class TaxonomyChangeAdmin(admin.ModelAdmin[TaxonomyChange]):
         return False
 
 
+def _delete_unreviewed(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any], reviewed: Q
+) -> None:
+    """Delete what no person has reviewed; reviews (and the labels they set) are never
+    deleted by the cascade of an image, question or pair."""
+    kept = queryset.filter(reviewed).distinct()
+    count = kept.count()
+    queryset.exclude(pk__in=kept.values("pk")).delete()
+    if count:
+        model_admin.message_user(
+            request, f"{count} selected item(s) have reviews and were kept.", messages.WARNING
+        )
+
+
 def _thumbnail(image_id: int, size: int = 64) -> str:
     url = reverse("annotation:image", args=[image_id])
     return format_html(
@@ -221,13 +284,23 @@ class ImageAdmin(admin.ModelAdmin[Image]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
         return super().get_queryset(request).defer("data")
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # images come from imports, validated there
+
+    def has_delete_permission(self, request: HttpRequest, obj: Image | None = None) -> bool:
+        reviewed = obj is not None and Review.objects.filter(pair__question__image=obj).exists()
+        return not reviewed and super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        _delete_unreviewed(self, request, queryset, Q(questions__pairs__reviews__isnull=False))
+
     @admin.display(description="image")
     def thumbnail(self, obj: Image) -> str:
         return _thumbnail(obj.pk)
 
     @admin.display(description="preview")
     def preview(self, obj: Image) -> str:
-        return _thumbnail(obj.pk, size=448)
+        return _thumbnail(obj.pk, size=448) if obj.pk else "—"
 
 
 class ResponseInline(admin.TabularInline[Response, Question]):
@@ -279,6 +352,13 @@ class QuestionAdmin(admin.ModelAdmin[Question]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # questions come from imports
 
+    def has_delete_permission(self, request: HttpRequest, obj: Question | None = None) -> bool:
+        reviewed = obj is not None and Review.objects.filter(pair__question=obj).exists()
+        return not reviewed and super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Question]) -> None:
+        _delete_unreviewed(self, request, queryset, Q(pairs__reviews__isnull=False))
+
     @admin.display(description="image")
     def thumbnail(self, obj: Question) -> str:
         return _thumbnail(obj.image_id)
@@ -296,6 +376,17 @@ class QuestionAdmin(admin.ModelAdmin[Question]):
         return obj.subcategory.path if obj.subcategory else "—"
 
 
+class FinalLabelChangeInline(admin.TabularInline[FinalLabelChange, Pair]):
+    model = FinalLabelChange
+    fields = ["changed_at", "old_label", "old_chosen", "new_label", "new_chosen", "reason"]
+    readonly_fields = fields  # type: ignore[assignment]  # same names, narrower type
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Pair)
 class PairAdmin(admin.ModelAdmin[Pair]):
     list_display = ["pk", "thumbnail", "question_text", "model_a", "model_b", "origin"]
@@ -307,10 +398,29 @@ class PairAdmin(admin.ModelAdmin[Pair]):
     ]
     list_select_related = ["question", "response_a", "response_b"]
     search_fields = ["question__text"]
-    readonly_fields = ["question", "response_a", "response_b", "origin", "import_batch"]
+    # The final label belongs to annotation.services.final_label (reviews, adjudication, the
+    # judge): shown here with its history, never edited.
+    readonly_fields = [
+        "question",
+        "response_a",
+        "response_b",
+        "origin",
+        "import_batch",
+        "final_label",
+        "final_chosen",
+        "final_label_at",
+    ]
+    inlines = [FinalLabelChangeInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Pair | None = None) -> bool:
+        reviewed = obj is not None and Review.objects.filter(pair=obj).exists()
+        return not reviewed and super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Pair]) -> None:
+        _delete_unreviewed(self, request, queryset, Q(reviews__isnull=False))
 
     @admin.display(description="image")
     def thumbnail(self, obj: Pair) -> str:

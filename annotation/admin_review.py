@@ -6,15 +6,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 from django.forms import BaseForm
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
+from annotation.exceptions import DomainError
 from annotation.models import (
     Adjudication,
+    AdjudicationEvent,
     Assignment,
     Campaign,
     CampaignPair,
@@ -22,7 +25,13 @@ from annotation.models import (
     Review,
     ReviewerSettings,
 )
-from annotation.services.assignment import CampaignRules, create_campaign
+from annotation.services import campaigns
+from annotation.services.campaigns import CampaignRules, create_campaign
+from annotation.services.review import discard_review
+
+
+def _actor(request: HttpRequest) -> User | None:
+    return request.user if isinstance(request.user, User) else None
 
 
 def gold_accuracy(campaign: Campaign) -> list[tuple[str, int, int]]:
@@ -57,7 +66,7 @@ class CampaignCreateForm(forms.ModelForm[Campaign]):
     gold_rate = forms.FloatField(
         initial=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
     )
-    overlap = forms.IntegerField(initial=1, min_value=1, max_value=20)
+    overlap = forms.IntegerField(initial=1, min_value=1, max_value=campaigns.MAX_OVERLAP)
     lease_minutes = forms.IntegerField(initial=10, min_value=1, max_value=24 * 60)
     seed = forms.IntegerField(
         required=False,
@@ -98,6 +107,35 @@ class CampaignCreateForm(forms.ModelForm[Campaign]):
         )
 
 
+_RULE_FIELDS = list(CampaignRules.fields())
+
+
+class CampaignChangeForm(forms.ModelForm[Campaign]):
+    """The admin's "change campaign" form: checked by the same rules the services apply, and
+    saved through them (CampaignAdmin.save_model), never as raw fields."""
+
+    class Meta:
+        model = Campaign
+        fields = ["name", "is_active", "reviewers", *_RULE_FIELDS]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            campaigns.check_campaign_rules(
+                campaign=Campaign.objects.get(pk=self.instance.pk),
+                rules=self.rules(),
+                reviewers=len(data["reviewers"]),
+            )
+        except DomainError as error:
+            raise forms.ValidationError(str(error)) from error
+        return data
+
+    def rules(self) -> CampaignRules:
+        return CampaignRules(**{name: self.cleaned_data[name] for name in _RULE_FIELDS})
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_display = ["name", "overlap", "lease_minutes", "control_share", "gold_rate", "is_active"]
@@ -133,8 +171,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     def get_form(
         self, request: HttpRequest, obj: Campaign | None = None, change: bool = False, **kwargs: Any
     ) -> type[forms.ModelForm[Campaign]]:
-        if obj is None:
-            kwargs["form"] = self.add_form
+        kwargs["form"] = self.add_form if obj is None else CampaignChangeForm
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
@@ -145,7 +182,8 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
 
     def save_model(self, request: HttpRequest, obj: Campaign, form: BaseForm, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            assert isinstance(form, CampaignChangeForm)
+            self._change(obj, form)
             return
         assert isinstance(form, CampaignCreateForm)
         data = form.cleaned_data
@@ -169,11 +207,22 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
             request, f"{count} pairs selected for “{campaign.name}”.", messages.SUCCESS
         )
 
+    @staticmethod
+    def _change(obj: Campaign, form: CampaignChangeForm) -> None:
+        """The edit through the campaign services: reviewers first (an overlap may need the
+        new ones), then the rules, the state and the name. The admin view holds a transaction,
+        so a refusal anywhere undoes the rest."""
+        data = form.cleaned_data
+        campaign = campaigns.set_campaign_reviewers(campaign=obj, reviewers=data["reviewers"])
+        campaign = campaigns.update_campaign_rules(campaign=campaign, rules=form.rules())
+        campaign = campaigns.set_campaign_active(campaign=campaign, active=data["is_active"])
+        campaigns.rename_campaign(campaign=campaign, name=data["name"])
+        obj.refresh_from_db()
+
     def save_related(
         self, request: HttpRequest, form: BaseForm, formsets: Any, change: bool
     ) -> None:
-        if change:  # on add, create_campaign already set reviewers and taxonomy nodes
-            super().save_related(request, form, formsets, change)
+        """Nothing: create_campaign and the campaign services saved the reviewers and nodes."""
 
     @admin.display(description="pairs selected")
     def pairs_selected(self, obj: Campaign) -> int:
@@ -189,6 +238,25 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
             "<div>{}: {} of {} correct ({}%)</div>",
             ((name, ok, n, round(100 * ok / n)) for name, ok, n in rows),
         )
+
+
+class GoldForm(forms.ModelForm[CampaignPair]):
+    """Gold and its verdict, saved by mark_gold / unmark_gold."""
+
+    class Meta:
+        model = CampaignPair
+        fields = ["is_gold", "gold_verdict"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("is_gold") and not data.get("gold_verdict"):
+            self.add_error("gold_verdict", "A gold pair needs its known verdict.")
+        if not data.get("is_gold"):
+            data["gold_verdict"] = ""
+        return data
+
+    def _post_clean(self) -> None:
+        """No model validation of the raw fields: the services decide."""
 
 
 @admin.register(CampaignPair)
@@ -215,6 +283,22 @@ class CampaignPairAdmin(admin.ModelAdmin[CampaignPair]):
         "gold_verdict",
     ]
     readonly_fields = ["campaign", "pair", "priority", "in_control_slice", "slots_left"]
+    form = GoldForm
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # pairs join a campaign when it is created
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # its reviews and leases would go with it
+
+    def save_model(
+        self, request: HttpRequest, obj: CampaignPair, form: BaseForm, change: bool
+    ) -> None:
+        if form.cleaned_data["is_gold"]:
+            campaigns.mark_gold(campaign_pair=obj, verdict=form.cleaned_data["gold_verdict"])
+        else:
+            campaigns.unmark_gold(campaign_pair=obj)
+        obj.refresh_from_db()
 
 
 @admin.register(Assignment)
@@ -249,14 +333,38 @@ class ReviewAdmin(admin.ModelAdmin[Review]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def delete_model(self, request: HttpRequest, obj: Review) -> None:
+        discard_review(review=obj, by=_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Review]) -> None:
+        for review in queryset.order_by("pk"):
+            discard_review(review=review, by=_actor(request))
+
+
+class AdjudicationEventInline(admin.TabularInline[AdjudicationEvent, Adjudication]):
+    model = AdjudicationEvent
+    fields = ["at", "action", "verdict", "exclude", "taxonomy_correction", "note", "by"]
+    readonly_fields = fields  # type: ignore[assignment]  # same names, narrower type
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Adjudication)
 class AdjudicationAdmin(admin.ModelAdmin[Adjudication]):
+    """Read-only: adjudicators decide and reopen on the adjudication page."""
+
     list_display = ["pk", "pair", "status", "reason", "verdict", "exclude", "decided_by"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in Adjudication._meta.fields]
+    inlines = [AdjudicationEventInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -7,12 +7,13 @@ from datetime import date
 from typing import Any
 
 from django import forms
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from annotation.access import access_agreement
 from annotation.agreement import charts
 from annotation.agreement.cache import cached_dashboard
 from annotation.agreement.dashboard import DEFAULT_TARGET, DEFINITIONS, flatten_dashboard
@@ -20,15 +21,6 @@ from annotation.agreement.queries import AgreementSlice
 from annotation.demo_reviews import SIMULATED_PREFIX
 from annotation.models import Campaign, QuestionType, Review, TaxonomyNode
 from judging.models import JudgeConfiguration, JudgeRun
-
-
-def access_agreement(*, user: AbstractBaseUser | AnonymousUser) -> None:
-    """Staff and adjudicators see agreement figures; everybody else gets 404 (reviewers must not
-    learn how the judge or their colleagues did on pairs they still review)."""
-    if not isinstance(user, User):
-        raise Http404
-    if not (user.is_staff or user.groups.filter(name="adjudicator").exists()):
-        raise Http404
 
 
 class AgreementFilterForm(forms.Form):

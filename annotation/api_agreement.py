@@ -10,8 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.access import access_agreement
 from annotation.agreement.cache import cached_dashboard
-from annotation.agreement_views import access_agreement, parse_slice
+from annotation.agreement_views import parse_slice
 
 
 class FigureSerializer(serializers.Serializer[Any]):

@@ -17,14 +17,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation import access
 from annotation.exceptions import DomainError
 from annotation.models import ExportDefinition, ExportFormat, ExportJob
 from annotation.services.export import start_export_job
-from annotation.services.export.access import (
-    access_export_file,
-    access_export_job,
-    can_run_exports,
-)
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK_BYTES = 1024 * 1024
@@ -34,7 +30,7 @@ class CanRunExports(BasePermission):
     message = "You need the run_export permission."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return can_run_exports(request.user)
+        return access.is_exporter(request.user)
 
 
 class FileSerializer(serializers.Serializer[Any]):
@@ -103,7 +99,7 @@ class ExportDetailApi(APIView):
 
     @extend_schema(operation_id="exports_retrieve", responses={200: JobOutputSerializer})
     def get(self, request: Request, job_id: int) -> Response:
-        job = access_export_job(user=request.user, job_id=job_id)
+        job = access.access_export_job(user=request.user, job_id=job_id)
         return Response(JobOutputSerializer(job).data)
 
 
@@ -121,8 +117,8 @@ class ExportFileApi(APIView):
         },
     )
     def get(self, request: Request, job_id: int, name: str) -> HttpResponseBase:
-        job = access_export_job(user=request.user, job_id=job_id)
-        path = access_export_file(job=job, name=name)
+        job = access.access_export_job(user=request.user, job_id=job_id)
+        path = access.access_export_file(job=job, name=name)
         response = _file_response(path, range_header=request.headers.get("Range", ""))
         response["Content-Type"] = "application/octet-stream"
         response["Accept-Ranges"] = "bytes"

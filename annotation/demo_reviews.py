@@ -35,11 +35,12 @@ from annotation.models import (
     TaxonomyNode,
     Verdict,
 )
-from annotation.services.assignment import (
+from annotation.services.assignment import claim_next_pair
+from annotation.services.campaigns import (
     CampaignRules,
-    claim_next_pair,
     create_campaign,
     mark_gold,
+    set_campaign_active,
 )
 from annotation.services.final_label import decide_adjudication, judge_side
 from annotation.services.review import ReviewDetails, give_blind_verdict, submit_review
@@ -162,8 +163,7 @@ def seed_simulated_campaign(
         )
         _decide_some(campaign=campaign, adjudicator=adjudicator, facts=facts, rng=rng, now=clock)
         # Finished: the admin's "active" box unticked, as a campaign manager would.
-        campaign.is_active = False
-        campaign.save(update_fields=["is_active"])
+        set_campaign_active(campaign=campaign, active=False)
     return describe_simulated_campaign(campaign=campaign, created=True)
 
 

@@ -27,3 +27,7 @@ class ReviewError(DomainError):
 
 class LeaseExpired(ReviewError):
     """The lease ran out and another reviewer may hold the pair now."""
+
+
+class CampaignError(DomainError):
+    """A campaign change that cannot be honoured."""

@@ -11,11 +11,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from annotation.access import access_exports, visible_export_jobs
 from annotation.exceptions import DomainError
 from annotation.export_forms import StartExportForm
 from annotation.models import ExportDefinition
 from annotation.services.export import start_export_job
-from annotation.services.export.access import access_exports, visible_export_jobs
 
 JOBS_SHOWN = 30
 

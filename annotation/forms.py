@@ -56,6 +56,12 @@ class AdjudicationForm(forms.Form):
         return data
 
 
+class ReopenForm(forms.Form):
+    """Why a decided adjudication goes back to the queue (kept in its history)."""
+
+    reason = forms.CharField(max_length=2000, strip=True)
+
+
 class GoldVerdictForm(forms.Form):
     """An adjudicator's known verdict, which makes the pair a gold pair of its campaign."""
 

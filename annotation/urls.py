@@ -19,6 +19,11 @@ urlpatterns = [
     path("adjudication/", views.adjudication_queue, name="adjudication_queue"),
     path("adjudication/<int:adjudication_id>/", views.adjudication_page, name="adjudication"),
     path(
+        "adjudication/<int:adjudication_id>/reopen/",
+        views.adjudication_reopen,
+        name="adjudication_reopen",
+    ),
+    path(
         "adjudication/<int:adjudication_id>/gold/",
         views.adjudication_gold,
         name="adjudication_gold",

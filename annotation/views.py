@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,6 +21,7 @@ from annotation.exceptions import DomainError
 from annotation.forms import (
     AdjudicationForm,
     GoldVerdictForm,
+    ReopenForm,
     ReviewerSettingsForm,
     ReviewForm,
 )
@@ -34,8 +35,9 @@ from annotation.models import (
     TaxonomyNode,
 )
 from annotation.services import assignment as assignments
-from annotation.services import final_label
+from annotation.services import campaigns, final_label
 from annotation.services import review as reviews
+from judging.models import DecidedBy
 
 REVIEW_TEMPLATE = "annotation/review.html"
 
@@ -87,14 +89,26 @@ def _needs_break(*, day: reviews.ReviewerDay, campaign: Campaign) -> bool:
 @require_POST
 def campaign_next(request: HttpRequest, campaign_id: int) -> HttpResponseBase:
     """Claim (or resume) the reviewer's next pair in a campaign."""
-    campaign = access.access_campaign(user=request.user, campaign_id=campaign_id)
+    campaign = access.access_claim(user=request.user, campaign_id=campaign_id)
     lease = assignments.claim_next_pair(campaign=campaign, reviewer=_user(request))
     return _go_to(request, lease)
 
 
+def _claim_after(request: HttpRequest, lease: Assignment) -> Assignment | None:
+    """The next pair after ``lease`` through the claim gate: none once the campaign closed
+    or the reviewer left it (a message says so)."""
+    try:
+        campaign = access.access_claim(user=request.user, campaign_id=lease.campaign_id)
+    except Http404:
+        messages.info(request, "This campaign is closed to you now: no more pairs from it.")
+        return None
+    return assignments.claim_next_pair(campaign=campaign, reviewer=_user(request), after=lease)
+
+
 def _go_to(request: HttpRequest, lease: Assignment | None) -> HttpResponseBase:
     if lease is None:
-        messages.info(request, "Nothing left to review in this campaign. Thank you!")
+        if not messages.get_messages(request):
+            messages.info(request, "Nothing left to review in this campaign. Thank you!")
         target = reverse("annotation:home")
     else:
         target = reverse("annotation:assignment", args=[lease.pk])
@@ -163,14 +177,19 @@ def _judge_view(lease: Assignment, judgement: Any) -> dict[str, Any]:
     unsafe = (judgement.p_unsafe_a, judgement.p_unsafe_b)
     if lease.left_side == ScreenSide.B:
         unsafe = unsafe[::-1]
+    # The judge's decision, as the final label and the anchoring figures use it: for pairs
+    # decided by safety it need not follow p.
+    side = final_label.judge_side(judgement)
+    prefers = lease.to_screen_side(side) if side else ""
     return {
-        "prefers": "left" if p_left >= 0.5 else "right",
-        "confidence": max(p_left, 1 - p_left),
+        "prefers": prefers,
+        "confidence": p_left if prefers == "left" else 1 - p_left,
         "p_left": p_left,
         "unsafe_left": unsafe[0],
         "unsafe_right": unsafe[1],
         "orders_agree": judgement.orders_agree,
         "decided_by": judgement.get_decided_by_display(),
+        "by_safety": judgement.decided_by == DecidedBy.SAFETY,
         "reasons": judgement.review_reasons,
     }
 
@@ -237,9 +256,7 @@ def submit(request: HttpRequest, assignment_id: int) -> HttpResponseBase:
 
 
 def _next(request: HttpRequest, lease: Assignment) -> HttpResponseBase:
-    following = assignments.claim_next_pair(
-        campaign=lease.campaign_pair.campaign, reviewer=_user(request)
-    )
+    following = _claim_after(request, lease)
     if following is not None and request.htmx:  # type: ignore[attr-defined]
         return _render_review(
             request, access.access_assignment(user=request.user, assignment_id=following.pk)
@@ -284,9 +301,7 @@ def prefetch(request: HttpRequest, assignment_id: int) -> HttpResponse:
     """Lease the next pair while the reviewer reads this one, and let the browser load its
     image, so "submit and next" shows it at once."""
     lease = access.access_assignment(user=request.user, assignment_id=assignment_id)
-    following = assignments.claim_next_pair(
-        campaign=lease.campaign_pair.campaign, reviewer=_user(request), after=lease
-    )
+    following = _claim_after(request, lease)
     if following is None:
         return HttpResponse(status=204)
     image_id = (
@@ -310,8 +325,7 @@ def reviewer_settings(request: HttpRequest) -> HttpResponseBase:
 
 @require_GET
 def adjudication_queue(request: HttpRequest) -> HttpResponse:
-    if not access.is_adjudicator(request.user):
-        return HttpResponse(status=404)
+    access.access_adjudications(user=request.user)
     queue = Adjudication.objects.open().select_related(
         "campaign_pair__campaign", "pair__question__subcategory"
     )[:200]
@@ -347,6 +361,7 @@ def _adjudication_page(
     *,
     form: AdjudicationForm | None = None,
     gold_form: GoldVerdictForm | None = None,
+    reopen_form: ReopenForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     pair = adjudication.pair
@@ -363,8 +378,28 @@ def _adjudication_page(
         "subcategories": list(TaxonomyNode.objects.active().subcategories().with_paths()),
         "form": form or AdjudicationForm(),
         "gold_form": gold_form or GoldVerdictForm(),
+        "reopen_form": reopen_form or ReopenForm(),
+        "events": adjudication.events.select_related("by"),
     }
     return render(request, "annotation/adjudication.html", context, status=status)
+
+
+@require_POST
+def adjudication_reopen(request: HttpRequest, adjudication_id: int) -> HttpResponseBase:
+    """Put a decided pair back in the queue, with the reason in its history."""
+    adjudication = access.access_adjudication(user=request.user, adjudication_id=adjudication_id)
+    form = ReopenForm(request.POST)
+    if not form.is_valid():
+        return _adjudication_page(request, adjudication, reopen_form=form, status=422)
+    try:
+        final_label.reopen_adjudication(
+            adjudication=adjudication, by=_user(request), reason=form.cleaned_data["reason"]
+        )
+    except DomainError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Pair {adjudication.pair_id} is open again.")
+    return redirect("annotation:adjudication", adjudication_id=adjudication.pk)
 
 
 @require_POST
@@ -374,7 +409,7 @@ def adjudication_gold(request: HttpRequest, adjudication_id: int) -> HttpRespons
     form = GoldVerdictForm(request.POST)
     if not form.is_valid():
         return _adjudication_page(request, adjudication, gold_form=form, status=422)
-    assignments.mark_gold(
+    campaigns.mark_gold(
         campaign_pair=adjudication.campaign_pair, verdict=form.cleaned_data["gold_verdict"]
     )
     messages.success(request, f"Pair {adjudication.pair_id} is now a gold pair.")

@@ -156,7 +156,7 @@ def _reviewers(count: int, prefix: str):  # type: ignore[no-untyped-def]
 
 
 def _campaign(*, name: str, reviewers, question_types=(), overlap: int = 1):  # type: ignore[no-untyped-def]
-    from annotation.services.assignment import CampaignRules, create_campaign
+    from annotation.services.campaigns import CampaignRules, create_campaign
 
     started = time.perf_counter()
     campaign = create_campaign(

@@ -1,37 +1,35 @@
-"""Access gates for judge runs: staff see them, only those who may change runs start or cancel.
-
-Everyone else gets 404, as for every other object a user may not see.
-"""
+"""Every access gate of the judging app, on the roles of spavl_web.roles: judge watchers see the
+runs, judge operators start and cancel them. Everyone else gets 404, as for every other object
+a user may not see."""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.contrib.auth.models import User
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 from judging.models import JudgeRun
-
-AnyUser = AbstractBaseUser | AnonymousUser
+from spavl_web.roles import AnyUser, is_judge_operator, is_judge_watcher
 
 
 def access_judge_runs(*, user: AnyUser) -> None:
-    if not user.is_authenticated or not getattr(user, "is_staff", False):
+    if not is_judge_watcher(user):
         raise Http404
 
 
 def access_judge_run(*, user: AnyUser, run_id: int) -> JudgeRun:
     access_judge_runs(user=user)
-    try:
-        return JudgeRun.objects.select_related("configuration", "started_by").get(pk=run_id)
-    except JudgeRun.DoesNotExist:
-        raise Http404 from None
+    return get_object_or_404(
+        JudgeRun.objects.select_related("configuration", "started_by"), pk=run_id
+    )
 
 
 def can_manage_judge_runs(*, user: AnyUser) -> bool:
-    return isinstance(user, User) and user.is_staff and user.has_perm("judging.change_judgerun")
+    return is_judge_operator(user)
 
 
 def access_judge_run_management(*, user: AnyUser) -> User:
-    """The user who may start and cancel runs (admins), or 404."""
-    if not isinstance(user, User) or not can_manage_judge_runs(user=user):
+    """The user who may start and cancel runs (judge operators), or 404."""
+    if not isinstance(user, User) or not is_judge_operator(user):
         raise Http404
     return user

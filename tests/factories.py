@@ -172,7 +172,7 @@ def make_campaign(
 ) -> Any:
     """A campaign over every pair in the database, after making ``pairs`` fresh imported ones
     (needs the spavl_taxonomy fixture)."""
-    from annotation.services.assignment import CampaignRules, create_campaign
+    from annotation.services.campaigns import CampaignRules, create_campaign
 
     for _ in range(pairs):
         make_pair()

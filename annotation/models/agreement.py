@@ -18,5 +18,10 @@ class DataVersion(models.Model):
     slot = models.SmallIntegerField(primary_key=True)
     version = models.BigIntegerField()
 
+    class Meta:
+        # The agreement dashboard's own permission (spavl_web.roles: analyst); it lives here,
+        # with the dashboard's one model.
+        permissions = [("view_agreement", "Can read the agreement dashboard")]
+
     def __str__(self) -> str:
         return f"slot {self.slot}: {self.version}"

@@ -19,6 +19,8 @@ from annotation.models.dataset import Pair, TaxonomyChange, TaxonomyLevel, Taxon
 
 __all__ = [
     "Adjudication",
+    "AdjudicationAction",
+    "AdjudicationEvent",
     "AdjudicationQuerySet",
     "AdjudicationStatus",
     "Assignment",
@@ -436,6 +438,35 @@ class Adjudication(models.Model):
 
     def __str__(self) -> str:
         return f"adjudication of pair {self.pair_id} ({self.status})"
+
+
+class AdjudicationAction(models.TextChoices):
+    DECIDED = "decided", "decided"
+    REOPENED = "reopened", "reopened"
+
+
+class AdjudicationEvent(models.Model):
+    """The history of an adjudication: every decision and every reopening, with who and why.
+    The adjudication row holds the current decision; these rows are never changed."""
+
+    adjudication = models.ForeignKey(Adjudication, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=16, choices=AdjudicationAction.choices)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    exclude = models.BooleanField(default=False)
+    taxonomy_correction = models.ForeignKey(
+        TaxonomyNode, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True, max_length=2000)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.adjudication_id} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class ReviewerSettings(models.Model):

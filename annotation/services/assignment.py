@@ -1,4 +1,4 @@
-"""Campaigns and leases: who reviews which pair next.
+"""Leases: who reviews which pair next (campaigns themselves: annotation.services.campaigns).
 
 Claiming follows one rule set, in one transaction: a reviewer's live lease is handed back
 before anything new; stale leases return their slot to the pool; a pair is never offered twice
@@ -15,15 +15,14 @@ import functools
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from annotation.exceptions import LeaseExpired, ReviewError
@@ -32,124 +31,11 @@ from annotation.models import (
     AssignmentStatus,
     Campaign,
     CampaignPair,
-    JudgePolicy,
-    Pair,
     ScreenSide,
-    TaxonomyNode,
-    Verdict,
 )
-from judging.models import Judgement, JudgeRun
 
 # Screen sides and pool draws need no reproducibility, only fairness.
 _system_random = random.SystemRandom()
-
-
-@dataclass(frozen=True)
-class CampaignRules:
-    overlap: int = 1
-    lease_minutes: int = 10
-    control_share: float = 0.15
-    gold_rate: float = 0.0
-    judge_policy: str = JudgePolicy.REVIEWERS_ONLY
-    break_after_reviews: int = 40
-    break_after_minutes: int = 45
-
-
-def _selected_pairs(
-    *,
-    judge_run: JudgeRun | None,
-    taxonomy_nodes: Iterable[TaxonomyNode],
-    question_types: Iterable[str],
-    flagged: QuerySet[Judgement],
-    flagged_only: bool,
-) -> QuerySet[Pair]:
-    pairs = Pair.objects.all()
-    if judge_run is not None:
-        pairs = pairs.filter(judgements__run=judge_run)
-    if nodes := list(taxonomy_nodes):
-        pairs = pairs.filter(
-            Q(question__subcategory__in=nodes)
-            | Q(question__subcategory__parent__in=nodes)
-            | Q(question__subcategory__parent__parent__in=nodes)
-        )
-    if types := list(question_types):
-        pairs = pairs.filter(question__question_type__in=types)
-    if flagged_only:
-        pairs = pairs.filter(pk__in=flagged.values("pair_id"))
-    return pairs
-
-
-@transaction.atomic
-def create_campaign(
-    *,
-    name: str,
-    created_by: User | None,
-    reviewers: Iterable[User] = (),
-    judge_run: JudgeRun | None = None,
-    taxonomy_nodes: Iterable[TaxonomyNode] = (),
-    question_types: Iterable[str] = (),
-    flagged_only: bool = False,
-    rules: CampaignRules | None = None,
-    seed: int | None = None,
-) -> Campaign:
-    """Create a campaign and its pairs. Judge-flagged pairs get priority 1; the control slice
-    (``control_share`` of the pairs) and the tie-breaking ranks are drawn with a seeded RNG
-    and stored, so the draw can be reproduced and audited."""
-    rules = rules or CampaignRules()
-    seed = seed if seed is not None else _system_random.randrange(2**62)
-    nodes, types = list(taxonomy_nodes), list(question_types)
-    flagged = Judgement.objects.needing_review()
-    if judge_run is not None:
-        flagged = flagged.filter(run=judge_run)
-    pair_ids = sorted(
-        _selected_pairs(
-            judge_run=judge_run,
-            taxonomy_nodes=nodes,
-            question_types=types,
-            flagged=flagged,
-            flagged_only=flagged_only,
-        )
-        .distinct()
-        .values_list("pk", flat=True)
-    )
-    campaign = Campaign.objects.create(
-        name=name,
-        created_by=created_by,
-        judge_run=judge_run,
-        question_types=types,
-        flagged_only=flagged_only,
-        seed=seed,
-        **asdict(rules),
-    )
-    campaign.taxonomy_nodes.set(nodes)
-    campaign.reviewers.set(list(reviewers))
-    flagged_ids = set(flagged.filter(pair_id__in=pair_ids).values_list("pair_id", flat=True))
-    rng = random.Random(seed)
-    control = set(rng.sample(pair_ids, round(rules.control_share * len(pair_ids))))
-    ranks = rng.sample(range(len(pair_ids)), len(pair_ids))
-    CampaignPair.objects.bulk_create(
-        (
-            CampaignPair(
-                campaign=campaign,
-                pair_id=pair_id,
-                priority=1 if pair_id in flagged_ids else 0,
-                rank=rank,
-                in_control_slice=pair_id in control,
-                slots_left=rules.overlap,
-            )
-            for pair_id, rank in zip(pair_ids, ranks, strict=True)
-        ),
-        batch_size=5000,
-    )
-    return campaign
-
-
-@transaction.atomic
-def mark_gold(*, campaign_pair: CampaignPair, verdict: str) -> CampaignPair:
-    """Make a pair a gold pair with a known verdict; it is then mixed in at the gold rate."""
-    campaign_pair.is_gold, campaign_pair.gold_verdict = True, Verdict(verdict)
-    campaign_pair.save(update_fields=["is_gold", "gold_verdict"])
-    return campaign_pair
 
 
 def _return_stale_leases(*, campaign: Campaign, now: datetime) -> None:
@@ -435,8 +321,10 @@ def renew_lease(
     back when its pair still has a free slot; otherwise LeaseExpired."""
     now = now or timezone.now()
     assignment = Assignment.objects.select_for_update(no_key=True).get(pk=assignment.pk)
+    changed = ["expires_at", "heartbeat_at"]
     if assignment.status == AssignmentStatus.EXPIRED:
         _revive(assignment=assignment, now=now)
+        changed.append("status")
     elif assignment.status != AssignmentStatus.LIVE:
         raise ReviewError(f"this assignment is {assignment.get_status_display()}")
     minutes = lease_minutes or Campaign.objects.values_list("lease_minutes", flat=True).get(
@@ -444,7 +332,7 @@ def renew_lease(
     )
     assignment.expires_at = now + timedelta(minutes=minutes)
     assignment.heartbeat_at = now
-    assignment.save(update_fields=["status", "expires_at", "heartbeat_at"])
+    assignment.save(update_fields=changed)
     return assignment
 
 

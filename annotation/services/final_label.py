@@ -26,6 +26,7 @@ the label history. Every change of the final label writes a ``FinalLabelChange``
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +37,8 @@ from django.utils import timezone
 from annotation.exceptions import ReviewError
 from annotation.models import (
     Adjudication,
+    AdjudicationAction,
+    AdjudicationEvent,
     AdjudicationStatus,
     Campaign,
     CampaignPair,
@@ -139,6 +142,59 @@ def latest_judgement(*, pair: Pair, campaign: Campaign) -> Judgement | None:
     return judgements.order_by("-created_at", "-id").first()
 
 
+@dataclass(frozen=True)
+class LabelUpdate:
+    """A final label to give a pair, and why."""
+
+    pair_id: int
+    label: str
+    chosen: str
+    reason: str
+
+
+def set_final_labels(
+    *,
+    updates: Iterable[LabelUpdate],
+    by: User | None,
+    only_from: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> list[int]:
+    """The one writer of final labels: set each pair's label and write its history row,
+    skipping pairs whose label would not change (and, with ``only_from``, pairs whose current
+    label is not one of those). Returns the ids of the pairs changed. Locks the pairs."""
+    wanted = {update.pair_id: update for update in updates}
+    if not wanted:
+        return []
+    now = now or timezone.now()
+    # No savepoint: a failure here fails the caller's transaction as a whole anyway.
+    with transaction.atomic(savepoint=False):
+        pairs = Pair.objects.select_for_update(no_key=True).filter(pk__in=list(wanted))
+        if only_from is not None:
+            pairs = pairs.filter(final_label__in=list(only_from))
+        changed, history = [], []
+        for pair in pairs.only("final_label", "final_chosen", "final_label_at").order_by("pk"):
+            update = wanted[pair.pk]
+            if (pair.final_label, pair.final_chosen) == (update.label, update.chosen):
+                continue
+            history.append(
+                FinalLabelChange(
+                    pair=pair,
+                    old_label=pair.final_label,
+                    old_chosen=pair.final_chosen,
+                    new_label=update.label,
+                    new_chosen=update.chosen,
+                    reason=update.reason[:300],
+                    changed_by=by,
+                )
+            )
+            pair.final_label, pair.final_chosen = update.label, update.chosen
+            pair.final_label_at = now
+            changed.append(pair)
+        Pair.objects.bulk_update(changed, ["final_label", "final_chosen", "final_label_at"])
+        FinalLabelChange.objects.bulk_create(history)
+    return [pair.pk for pair in changed]
+
+
 def set_final_label(
     *,
     pair: Pair,
@@ -147,26 +203,31 @@ def set_final_label(
     reason: str,
     by: User | None,
     now: datetime | None = None,
-) -> Pair:
-    """Set a pair's final label, writing its history; no-op when nothing changes."""
-    # No savepoint: a failure here fails the caller's transaction as a whole anyway.
-    with transaction.atomic(savepoint=False):
-        pair = Pair.objects.select_for_update(no_key=True).get(pk=pair.pk)
-        if (pair.final_label, pair.final_chosen) == (label, chosen):
-            return pair
-        FinalLabelChange.objects.create(
-            pair=pair,
-            old_label=pair.final_label,
-            old_chosen=pair.final_chosen,
-            new_label=label,
-            new_chosen=chosen,
-            reason=reason[:300],
-            changed_by=by,
+) -> bool:
+    """Set one pair's final label, writing its history; False when nothing changed."""
+    update = LabelUpdate(pair_id=pair.pk, label=label, chosen=chosen, reason=reason)
+    return bool(set_final_labels(updates=[update], by=by, now=now))
+
+
+JUDGE_ONLY_REASON = "judge verdict (no people yet), judgement {judgement_id}"
+
+
+def apply_judge_labels(*, judgements: Sequence[Judgement]) -> int:
+    """The base label from the judge (rule 2): pairs no person has labelled, whose final label
+    is empty or the judge's, get the judge's preferred side; imported and people's labels are
+    never overwritten. Returns the number of pairs changed."""
+    updates = [
+        LabelUpdate(
+            pair_id=judgement.pair_id,
+            label=FinalLabel.JUDGE_ONLY,
+            chosen=judge_side(judgement),
+            reason=JUDGE_ONLY_REASON.format(judgement_id=judgement.pk),
         )
-        pair.final_label, pair.final_chosen = label, chosen
-        pair.final_label_at = now or timezone.now()
-        pair.save(update_fields=["final_label", "final_chosen", "final_label_at"])
-        return pair
+        for judgement in judgements
+        if judge_side(judgement)
+    ]
+    only_from = [FinalLabel.NONE, FinalLabel.JUDGE_ONLY]
+    return len(set_final_labels(updates=updates, by=None, only_from=only_from))
 
 
 def _apply(
@@ -229,9 +290,9 @@ def settle_pair(*, campaign_pair: CampaignPair, by: User | None) -> Decision:
     if adjudication is not None and adjudication.status == AdjudicationStatus.DECIDED:
         return Decision()
     reviews = list(
-        Review.objects.filter(campaign_pair=campaign_pair, submitted_at__isnull=False).order_by(
-            "pk"
-        )
+        Review.objects.filter(
+            campaign_pair=campaign_pair, submitted_at__isnull=False, is_gold=False
+        ).order_by("pk")
     )
     campaign, pair = campaign_pair.campaign, campaign_pair.pair
     decision = decide(
@@ -256,20 +317,33 @@ def decide_adjudication(
     note: str = "",
     now: datetime | None = None,
 ) -> Adjudication:
-    """Record an adjudicator's decision and set the pair's final label from it (rule 1)."""
+    """Record an adjudicator's decision and set the pair's final label from it (rule 1). A
+    decided adjudication is refused: reopen it first (``reopen_adjudication``)."""
     now = now or timezone.now()
-    adjudication = (
-        Adjudication.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("pair__question")
-        .get(pk=adjudication.pk)
-    )
+    adjudication = _lock_adjudication(adjudication)
+    if adjudication.status == AdjudicationStatus.DECIDED:
+        who = adjudication.decided_by.username if adjudication.decided_by else "someone"
+        raise ReviewError(
+            f"pair {adjudication.pair_id} was already decided by {who}; reopen it to decide again"
+        )
     if not exclude and verdict not in Verdict.values:
         raise ReviewError("choose a verdict or exclude the pair")
     adjudication.status = AdjudicationStatus.DECIDED
     adjudication.verdict, adjudication.exclude = verdict if not exclude else "", exclude
     adjudication.taxonomy_correction, adjudication.note = taxonomy_correction, note
     adjudication.decided_by, adjudication.decided_at = by, now
-    adjudication.save()
+    adjudication.save(
+        update_fields=[
+            "status",
+            "verdict",
+            "exclude",
+            "taxonomy_correction",
+            "note",
+            "decided_by",
+            "decided_at",
+        ]
+    )
+    _record_event(adjudication=adjudication, action=AdjudicationAction.DECIDED, by=by, at=now)
     pair = adjudication.pair
     if exclude or verdict == Verdict.CANNOT_JUDGE:
         label, chosen = FinalLabel.EXCLUDED, ""
@@ -284,3 +358,48 @@ def decide_adjudication(
             question=pair.question, subcategory=taxonomy_correction, reason="adjudication", by=by
         )
     return adjudication
+
+
+@transaction.atomic
+def reopen_adjudication(
+    *, adjudication: Adjudication, by: User, reason: str, now: datetime | None = None
+) -> Adjudication:
+    """Put a decided adjudication back in the queue. The pair keeps its label until the next
+    decision; the first decision stays in the history."""
+    now = now or timezone.now()
+    adjudication = _lock_adjudication(adjudication)
+    if adjudication.status != AdjudicationStatus.DECIDED:
+        raise ReviewError(f"pair {adjudication.pair_id} is not decided")
+    if not reason.strip():
+        raise ReviewError("say why the decision is reopened")
+    adjudication.status = AdjudicationStatus.OPEN
+    adjudication.save(update_fields=["status"])
+    AdjudicationEvent.objects.create(
+        adjudication=adjudication,
+        action=AdjudicationAction.REOPENED,
+        note=reason.strip()[:2000],
+        by=by,
+        at=now,
+    )
+    return adjudication
+
+
+def _lock_adjudication(adjudication: Adjudication) -> Adjudication:
+    return (
+        Adjudication.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("pair__question", "decided_by")
+        .get(pk=adjudication.pk)
+    )
+
+
+def _record_event(*, adjudication: Adjudication, action: str, by: User, at: datetime) -> None:
+    AdjudicationEvent.objects.create(
+        adjudication=adjudication,
+        action=action,
+        verdict=adjudication.verdict,
+        exclude=adjudication.exclude,
+        taxonomy_correction=adjudication.taxonomy_correction,
+        note=adjudication.note,
+        by=by,
+        at=at,
+    )

@@ -11,13 +11,14 @@ from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from annotation.exceptions import ReviewError
 from annotation.models import (
     Assignment,
     AssignmentStatus,
+    CampaignPair,
     LabelChange,
     Question,
     Review,
@@ -89,7 +90,11 @@ def _live(assignment: Assignment, *, now: datetime) -> Assignment:
     if locked.status not in (AssignmentStatus.LIVE, AssignmentStatus.EXPIRED):
         raise ReviewError(f"this assignment is {locked.get_status_display()}")
     if not locked.is_live(now=now):
-        renew_lease(assignment=locked, now=now, lease_minutes=locked.campaign.lease_minutes)
+        renewed = renew_lease(
+            assignment=locked, now=now, lease_minutes=locked.campaign.lease_minutes
+        )
+        locked.status, locked.expires_at = renewed.status, renewed.expires_at
+        locked.heartbeat_at = renewed.heartbeat_at
     return locked
 
 
@@ -160,7 +165,7 @@ def submit_review(
         update_fields=["final_verdict", "changed_after_reveal", "submitted_at", *_DETAIL_FIELDS]
     )
     assignment.status, assignment.finished_at = AssignmentStatus.SUBMITTED, now
-    assignment.save(update_fields=["status", "expires_at", "heartbeat_at", "finished_at"])
+    assignment.save(update_fields=["status", "finished_at"])
     settle_pair(campaign_pair=assignment.campaign_pair, by=assignment.reviewer)
     return review
 
@@ -183,6 +188,32 @@ def undo_review(*, assignment: Assignment, now: datetime | None = None) -> Assig
     if review.taxonomy_correction_id is not None:
         _revert_correction(review=review, by=assignment.reviewer)
     return assignment
+
+
+@transaction.atomic
+def discard_review(*, review: Review, by: User | None) -> None:
+    """Delete a review (an admin removing bad work): its assignment ends as expired, so the
+    slot returns to the pool but the pair is never offered to that reviewer again, and the
+    pair is settled anew from the reviews left. A correction it made stays, with its
+    history (``relabel_question`` recorded it)."""
+    review = Review.objects.select_for_update(of=("self",), no_key=True).get(pk=review.pk)
+    assignment = Assignment.objects.select_for_update(no_key=True).get(pk=review.assignment_id)
+    holds_slot = assignment.status in (AssignmentStatus.LIVE, AssignmentStatus.SUBMITTED)
+    review.delete()
+    if assignment.status != AssignmentStatus.EXPIRED:
+        assignment.status = AssignmentStatus.EXPIRED
+        assignment.finished_at = assignment.finished_at or timezone.now()
+        assignment.save(update_fields=["status", "finished_at"])
+    if holds_slot and not assignment.is_gold:
+        CampaignPair.objects.filter(pk=assignment.campaign_pair_id).update(
+            slots_left=F("slots_left") + 1
+        )
+    settle_pair(
+        campaign_pair=CampaignPair.objects.select_related("campaign", "pair__question").get(
+            pk=assignment.campaign_pair_id
+        ),
+        by=by,
+    )
 
 
 def _revert_correction(*, review: Review, by: User) -> None:

@@ -230,6 +230,41 @@ def subcategory_index() -> dict[tuple[str, str, str], TaxonomyNode]:
 
 
 @transaction.atomic
-def record_creation(*, node: TaxonomyNode, by: User = None) -> TaxonomyChange:
-    """Record a node an admin added by hand."""
-    return _record(action=TaxonomyAction.CREATE, node=node, new=node.path, by=by)
+def create_node(
+    *, level: int, key: str, name: str, parent: TaxonomyNode | None, by: User = None
+) -> TaxonomyNode:
+    """Add a node by hand (the admin), recorded in the same transaction."""
+    if level not in TaxonomyLevel.values:
+        raise TaxonomyError(f"unknown taxonomy level {level!r}")
+    key, name = key.strip(), name.strip()
+    if not key:
+        raise TaxonomyError("a node needs a key")
+    if level == TaxonomyLevel.DOMAIN and parent is not None:
+        raise TaxonomyError("a domain has no parent")
+    if level != TaxonomyLevel.DOMAIN and (parent is None or parent.level != level - 1):
+        raise TaxonomyError(
+            f"a {TaxonomyLevel(level).label} needs a {TaxonomyLevel(level - 1).label} as parent"
+        )
+    if parent is not None and _lock(parent.pk).is_retired:
+        raise TaxonomyError(f"{parent.path} is retired")
+    if TaxonomyNode.objects.active().filter(level=level, key=key).exists():
+        raise TaxonomyError(f"another {TaxonomyLevel(level).label} is already called {key!r}")
+    node = TaxonomyNode.objects.create(level=level, key=key, name=name or key, parent=parent)
+    _record(action=TaxonomyAction.CREATE, node=node, new=node.path, by=by)
+    return node
+
+
+@transaction.atomic
+def edit_node(
+    *,
+    node: TaxonomyNode,
+    key: str,
+    name: str,
+    parent: TaxonomyNode | None,
+    by: User = None,
+) -> TaxonomyNode:
+    """A rename and a move as one change: both happen, or neither."""
+    node = rename_node(node=node, key=key, name=name, by=by)
+    if parent is not None and parent.pk != node.parent_id:
+        node = move_node(node=node, new_parent=parent, by=by)
+    return node

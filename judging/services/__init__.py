@@ -1,6 +1,6 @@
-"""Judge services: runs and batches (`runs`), and the judge-only final label (`final_labels`)."""
+"""Judge services: runs and batches (`runs`). The judge's base label is a final label like any
+other: annotation.services.final_label.apply_judge_labels writes it."""
 
-from judging.services.final_labels import JUDGE_ONLY_REASON, apply_judgements_to_final_labels
 from judging.services.runs import (
     PAIR_SELECTIONS,
     BatchWillRetry,
@@ -14,12 +14,10 @@ from judging.services.runs import (
 )
 
 __all__ = [
-    "JUDGE_ONLY_REASON",
     "PAIR_SELECTIONS",
     "BatchWillRetry",
     "JudgeRunError",
     "JudgeSpec",
-    "apply_judgements_to_final_labels",
     "cancel_run",
     "get_judge",
     "judge_batch",

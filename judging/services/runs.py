@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from annotation.exceptions import DomainError
 from annotation.models import Pair
+from annotation.services.final_label import apply_judge_labels
 from judging.engine import (
     Judge,
     JudgeInfo,
@@ -46,7 +47,6 @@ from judging.models import (
     JudgeRun,
     RunStatus,
 )
-from judging.services.final_labels import apply_judgements_to_final_labels
 from spavl_web.jobs import heartbeat, lapsed
 
 logger = logging.getLogger(__name__)
@@ -489,9 +489,7 @@ def _write_batch(*, batch_id: int, verdicts: Sequence[PairVerdict], judge: Judge
         judgements = _upsert_judgements(
             run=run, verdicts=verdicts, library_versions=judge.info.library_versions
         )
-        apply_judgements_to_final_labels(
-            judgements=[j for j in judgements if j.status == JudgementStatus.OK]
-        )
+        apply_judge_labels(judgements=[j for j in judgements if j.status == JudgementStatus.OK])
         batch.status, batch.finished_at = BatchStatus.DONE, timezone.now()
         batch.save(update_fields=["status", "finished_at"])
         _count_verdicts(run=run, verdicts=verdicts)

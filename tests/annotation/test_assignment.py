@@ -8,14 +8,8 @@ from django.utils import timezone
 
 from annotation.exceptions import LeaseExpired
 from annotation.models import Assignment, AssignmentStatus, CampaignPair, Verdict
-from annotation.services.assignment import (
-    CampaignRules,
-    claim_next_pair,
-    create_campaign,
-    mark_gold,
-    renew_lease,
-    skip_assignment,
-)
+from annotation.services.assignment import claim_next_pair, renew_lease, skip_assignment
+from annotation.services.campaigns import CampaignRules, create_campaign, mark_gold
 from annotation.services.review import give_blind_verdict, submit_review
 from judging.models import JudgeConfiguration, Judgement
 from tests.factories import make_campaign, make_pair

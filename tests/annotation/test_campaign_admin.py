@@ -91,18 +91,22 @@ def test_a_reviewer_cannot_reach_the_add_view(client, spavl_taxonomy, reviewer):
     assert not Campaign.objects.exists()
 
 
-def test_the_change_view_still_edits_the_rules_and_shows_the_pair_count(
-    client, spavl_taxonomy, staff_admin
+def test_the_change_view_edits_the_rules_through_the_service_and_shows_the_pair_count(
+    client, spavl_taxonomy, staff_admin, reviewer, other_reviewer
 ):
-    campaign = make_campaign(pairs=3)
+    campaign = make_campaign(pairs=3, reviewers=[reviewer, other_reviewer])
     client.force_login(staff_admin)
     page = client.get(reverse("admin:annotation_campaign_change", args=[campaign.pk]))
     assert "Pairs selected" in page.content.decode()
-    data = _campaign_form(is_active="on", name="renamed")
+    data = _campaign_form(
+        is_active="on", name="renamed", reviewers=[reviewer.pk, other_reviewer.pk]
+    )
     client.post(reverse("admin:annotation_campaign_change", args=[campaign.pk]), data)
     campaign.refresh_from_db()
-    assert (campaign.name, campaign.overlap) == ("renamed", 2)
+    assert (campaign.name, campaign.overlap, campaign.lease_minutes) == ("renamed", 2, 15)
     assert campaign.pairs.count() == 3
+    # The new overlap reached every pair (it did not before: slots kept the old overlap).
+    assert set(campaign.pairs.values_list("slots_left", flat=True)) == {2}
 
 
 @pytest.fixture

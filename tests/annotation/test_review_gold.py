@@ -1,7 +1,8 @@
 import pytest
 from django.urls import reverse
 
-from annotation.services.assignment import claim_next_pair, mark_gold
+from annotation.services.assignment import claim_next_pair
+from annotation.services.campaigns import mark_gold
 from annotation.services.review import give_blind_verdict, submit_review
 from tests.factories import make_campaign
 

@@ -34,7 +34,7 @@ from rest_framework.authtoken.models import Token
 
 from annotation.demo import write_demo_dataset
 from annotation.models import Campaign, ExportDefinition
-from annotation.services.assignment import CampaignRules, create_campaign
+from annotation.services.campaigns import CampaignRules, create_campaign
 from judging.models import JudgeRun, RunStatus
 from tests.test_demo import free_port
 from tests.workers import REPO, wait_for, worker_database_url

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from annotation.models import Assignment, LabelChange, Review
-from annotation.services.assignment import CampaignRules, create_campaign
+from annotation.services.campaigns import CampaignRules, create_campaign
 from tests.factories import make_pair
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

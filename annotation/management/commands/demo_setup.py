@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from annotation.demo_reviews import SimulatedCampaign, seed_simulated_campaign
 from annotation.models import Campaign, ExportDefinition, Pair
-from annotation.services.assignment import CampaignRules, create_campaign
+from annotation.services.campaigns import CampaignRules, create_campaign
 from judging.models import JudgeRun
 
 DEMO_CAMPAIGN = "Demo review"

@@ -9,6 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from annotation.models import FinalLabel, FinalLabelChange, Pair, PairOrigin
+from annotation.services.final_label import apply_judge_labels
 from judging.models import (
     BatchStatus,
     JudgeBatch,
@@ -20,7 +21,6 @@ from judging.models import (
 )
 from judging.services import (
     JudgeRunError,
-    apply_judgements_to_final_labels,
     cancel_run,
     judge_batch,
     start_run,
@@ -337,7 +337,7 @@ def test_it_follows_a_new_judge_verdict_on_a_judge_only_pair(django_capture_on_c
     judgement = Judgement.objects.get(pair=pair)
     judgement.prefers_a = not judgement.prefers_a
 
-    changed = apply_judgements_to_final_labels(judgements=[judgement])
+    changed = apply_judge_labels(judgements=[judgement])
 
     pair.refresh_from_db()
     assert changed == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
@@ -45,8 +45,15 @@ def test_it_answers_404_to_reviewers_on_every_page(client, reviewer, queued_run)
     assert JudgeRun.objects.get(pk=queued_run.pk).status == RunStatus.QUEUED
 
 
-def test_it_lets_staff_without_the_permission_look_but_not_start_or_cancel(client, queued_run):
+def test_staff_status_alone_shows_no_judge_run(client, queued_run):
+    """is_staff means "may log into the admin", nothing more."""
+    client.force_login(User.objects.create_user("sam", password="sam-password-1", is_staff=True))
+    assert client.get(reverse("judging:runs")).status_code == 404
+
+
+def test_it_lets_a_judge_watcher_look_but_not_start_or_cancel(client, queued_run):
     watcher = User.objects.create_user("wanda", password="wanda-password-1", is_staff=True)
+    watcher.user_permissions.add(Permission.objects.get(codename="view_judgerun"))
     client.force_login(watcher)
 
     page = client.get(reverse("judging:runs"))
