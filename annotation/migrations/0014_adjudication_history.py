@@ -29,32 +29,79 @@ def record_past_decisions(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0013_job_heartbeats'),
+        ("annotation", "0013_job_heartbeats"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='dataversion',
-            options={'permissions': [('view_agreement', 'Can read the agreement dashboard')]},
+            name="dataversion",
+            options={"permissions": [("view_agreement", "Can read the agreement dashboard")]},
         ),
         migrations.CreateModel(
-            name='AdjudicationEvent',
+            name="AdjudicationEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('decided', 'decided'), ('reopened', 'reopened')], max_length=16)),
-                ('verdict', models.CharField(blank=True, choices=[('a', 'response A better'), ('b', 'response B better'), ('tie', 'tie (both acceptable)'), ('both_unsafe', 'both unsafe'), ('cannot_judge', 'cannot judge')], max_length=16)),
-                ('exclude', models.BooleanField(default=False)),
-                ('note', models.TextField(blank=True, max_length=2000)),
-                ('at', models.DateTimeField()),
-                ('adjudication', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='annotation.adjudication')),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('taxonomy_correction', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='annotation.taxonomynode')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[("decided", "decided"), ("reopened", "reopened")], max_length=16
+                    ),
+                ),
+                (
+                    "verdict",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("a", "response A better"),
+                            ("b", "response B better"),
+                            ("tie", "tie (both acceptable)"),
+                            ("both_unsafe", "both unsafe"),
+                            ("cannot_judge", "cannot judge"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("exclude", models.BooleanField(default=False)),
+                ("note", models.TextField(blank=True, max_length=2000)),
+                ("at", models.DateTimeField()),
+                (
+                    "adjudication",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="annotation.adjudication",
+                    ),
+                ),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "taxonomy_correction",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="annotation.taxonomynode",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.RunPython(record_past_decisions, migrations.RunPython.noop),

@@ -165,7 +165,7 @@ def update_campaign_rules(*, campaign: Campaign, rules: CampaignRules) -> Campai
         setattr(campaign, name, value)
     campaign.save(update_fields=list(CampaignRules.fields()))
     if rules.overlap != old.overlap:
-        _recount_slots(campaign=campaign)
+        recount_slots(campaign=campaign)
     if (rules.overlap, rules.judge_policy) != (old.overlap, old.judge_policy):
         _resettle_reviewed(campaign=campaign)
     return campaign
@@ -210,9 +210,10 @@ def _holding(campaign_pair: str = "pk") -> Subquery:
     return Subquery(held, output_field=IntegerField())
 
 
-def _recount_slots(*, campaign: Campaign, pair_ids: Iterable[int] | None = None) -> None:
-    """Set slots_left from the assignments. The campaign pairs are locked first, so claims in
-    flight finish before the count and later claims skip them until this commits."""
+def recount_slots(*, campaign: Campaign, pair_ids: Iterable[int] | None = None) -> None:
+    """Set slots_left from the assignments (all the campaign's pairs, or those given). The
+    campaign pairs are locked first, so claims in flight finish before the count and later
+    claims skip them until this commits."""
     pairs = CampaignPair.objects.filter(campaign=campaign, is_gold=False)
     if pair_ids is not None:
         pairs = pairs.filter(pk__in=list(pair_ids))
@@ -246,13 +247,14 @@ def set_campaign_reviewers(*, campaign: Campaign, reviewers: Iterable[User]) -> 
     return campaign
 
 
-def _end_live_leases(*, campaign: Campaign, reviewer_ids: Iterable[int]) -> None:
-    leases = Assignment.objects.filter(
-        campaign=campaign, reviewer_id__in=list(reviewer_ids), status=AssignmentStatus.LIVE
-    )
+def _end_live_leases(*, campaign: Campaign, reviewer_ids: Iterable[int] | None = None) -> None:
+    """End the live leases of those reviewers (None: of everyone) and give their slots back."""
+    leases = Assignment.objects.filter(campaign=campaign, status=AssignmentStatus.LIVE)
+    if reviewer_ids is not None:
+        leases = leases.filter(reviewer_id__in=list(reviewer_ids))
     pair_ids = set(leases.values_list("campaign_pair_id", flat=True))
     leases.update(status=AssignmentStatus.EXPIRED, finished_at=timezone.now())
-    _recount_slots(campaign=campaign, pair_ids=pair_ids)
+    recount_slots(campaign=campaign, pair_ids=pair_ids)
 
 
 @transaction.atomic
@@ -264,8 +266,7 @@ def set_campaign_active(*, campaign: Campaign, active: bool) -> Campaign:
     campaign.is_active = active
     campaign.save(update_fields=["is_active"])
     if not active:
-        live = Assignment.objects.filter(campaign=campaign, status=AssignmentStatus.LIVE)
-        _end_live_leases(campaign=campaign, reviewer_ids=live.values_list("reviewer_id", flat=True))
+        _end_live_leases(campaign=campaign)
     return campaign
 
 
@@ -303,7 +304,7 @@ def unmark_gold(*, campaign_pair: CampaignPair) -> CampaignPair:
         return campaign_pair
     campaign_pair.is_gold, campaign_pair.gold_verdict = False, ""
     campaign_pair.save(update_fields=["is_gold", "gold_verdict"])
-    _recount_slots(campaign=campaign_pair.campaign, pair_ids=[campaign_pair.pk])
+    recount_slots(campaign=campaign_pair.campaign, pair_ids=[campaign_pair.pk])
     settle_pair(campaign_pair=campaign_pair, by=None)
     campaign_pair.refresh_from_db(fields=["slots_left"])
     return campaign_pair

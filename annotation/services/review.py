@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from annotation.exceptions import ReviewError
@@ -28,6 +28,7 @@ from annotation.models import (
     TaxonomyNode,
 )
 from annotation.services.assignment import renew_lease
+from annotation.services.campaigns import recount_slots
 from annotation.services.final_label import settle_pair
 from annotation.services.taxonomy import relabel_question
 
@@ -198,22 +199,16 @@ def discard_review(*, review: Review, by: User | None) -> None:
     history (``relabel_question`` recorded it)."""
     review = Review.objects.select_for_update(of=("self",), no_key=True).get(pk=review.pk)
     assignment = Assignment.objects.select_for_update(no_key=True).get(pk=review.assignment_id)
-    holds_slot = assignment.status in (AssignmentStatus.LIVE, AssignmentStatus.SUBMITTED)
     review.delete()
     if assignment.status != AssignmentStatus.EXPIRED:
         assignment.status = AssignmentStatus.EXPIRED
         assignment.finished_at = assignment.finished_at or timezone.now()
         assignment.save(update_fields=["status", "finished_at"])
-    if holds_slot and not assignment.is_gold:
-        CampaignPair.objects.filter(pk=assignment.campaign_pair_id).update(
-            slots_left=F("slots_left") + 1
-        )
-    settle_pair(
-        campaign_pair=CampaignPair.objects.select_related("campaign", "pair__question").get(
-            pk=assignment.campaign_pair_id
-        ),
-        by=by,
+    campaign_pair = CampaignPair.objects.select_related("campaign", "pair__question").get(
+        pk=assignment.campaign_pair_id
     )
+    recount_slots(campaign=campaign_pair.campaign, pair_ids=[campaign_pair.pk])
+    settle_pair(campaign_pair=campaign_pair, by=by)
 
 
 def _revert_correction(*, review: Review, by: User) -> None:

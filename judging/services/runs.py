@@ -15,7 +15,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -107,18 +107,12 @@ class JudgeSpec:
 
     @classmethod
     def of(cls, configuration: JudgeConfiguration) -> JudgeSpec:
-        return cls(
-            backend=configuration.backend,
-            model=configuration.model_id,
-            revision=configuration.model_revision,
-            dtype=configuration.dtype,
-            max_pixels=configuration.max_pixels,
-            guard_model=configuration.guard_model_id,
-        )
+        return cls.of_info(configuration, max_pixels=configuration.max_pixels)
 
     @classmethod
-    def of_info(cls, info: JudgeInfo, *, max_pixels: int) -> JudgeSpec:
-        """The spec that loads again what `info` describes (resolved revision and dtype)."""
+    def of_info(cls, info: JudgeInfo | JudgeConfiguration, *, max_pixels: int) -> JudgeSpec:
+        """The spec that loads again what `info` describes (resolved revision and dtype); a
+        configuration keeps the same fields as the judge's info it was made from."""
         return cls(
             backend=info.backend,
             model=info.model_id,
@@ -130,14 +124,8 @@ class JudgeSpec:
 
     @classmethod
     def requested_by(cls, run: JudgeRun) -> JudgeSpec:
-        return cls(
-            backend=run.backend,
-            model=run.model,
-            revision=run.revision,
-            dtype=run.dtype,
-            max_pixels=run.max_pixels,
-            guard_model=run.guard_model,
-        )
+        """The spec a run recorded: its fields are named as the spec's (see `start_run`)."""
+        return cls(**{field.name: getattr(run, field.name) for field in fields(cls)})
 
 
 # One loaded judge per worker process: a model load takes seconds to minutes.
