@@ -11,9 +11,12 @@ COPY judging ./judging
 COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
+# The compose volumes mount under /var/lib/spavl: a new named volume takes its folder's owner.
 RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" \
-    && useradd --system --home /var/lib/spavl spavl && mkdir -p /var/lib/spavl \
-    && chown spavl /var/lib/spavl
+    && useradd --system --home /var/lib/spavl spavl \
+    && mkdir -p /var/lib/spavl/exports /var/lib/spavl/hf /var/lib/spavl/imports/data \
+       /var/lib/spavl/imports/uploads /var/lib/spavl/imports/reports \
+    && chown -R spavl /var/lib/spavl
 # collectstatic needs settings, not secrets: a throwaway key just for this step.
 RUN SECRET_KEY=build-only-$(head -c 48 /dev/urandom | base64 | tr -d '/+=') \
     ALLOWED_HOSTS=build python manage.py collectstatic --no-input

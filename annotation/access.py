@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -20,15 +20,19 @@ from annotation.models import (
     Campaign,
     ExportJob,
     Image,
+    ImportBatch,
     Pair,
     Review,
+    TaxonomyNode,
 )
 from spavl_web.roles import (
     AnyUser,
     is_adjudicator,
     is_admin,
     is_analyst,
+    is_data_reader,
     is_exporter,
+    is_importer,
 )
 
 __all__ = [
@@ -37,6 +41,14 @@ __all__ = [
     "access_agreement",
     "access_assignment",
     "access_campaign",
+    "access_campaign_admin",
+    "access_campaign_progress",
+    "access_campaigns",
+    "access_managed_campaign",
+    "access_reviews",
+    "access_data",
+    "access_import",
+    "access_imports",
     "access_claim",
     "access_export_file",
     "access_export_job",
@@ -44,11 +56,14 @@ __all__ = [
     "access_image",
     "access_pair",
     "access_review",
+    "access_taxonomy_admin",
+    "campaigns_for_display",
     "is_adjudicator",
     "is_admin",
     "is_analyst",
     "is_exporter",
     "visible_export_jobs",
+    "visible_imports",
 ]
 
 
@@ -174,3 +189,75 @@ def access_export_file(*, job: ExportJob, name: str) -> Path:
     if not path.is_relative_to(root) or not path.is_file():
         raise Http404
     return path
+
+
+def access_data(*, user: AnyUser) -> User:
+    """Questions, responses, pairs and their labels: data readers (analysts, exporters, judge
+    watchers); reviewers review blind and see none of it here."""
+    if not is_data_reader(user):
+        raise Http404
+    return _signed_in(user)
+
+
+def access_imports(*, user: AnyUser) -> User:
+    """Importers push data in and follow their imports (admins follow every import)."""
+    if not is_importer(user):
+        raise Http404
+    return _signed_in(user)
+
+
+def visible_imports(*, user: AnyUser) -> QuerySet[ImportBatch]:
+    """An importer's own imports; admins see every import."""
+    importer = access_imports(user=user)
+    batches = ImportBatch.objects.select_related("started_by")
+    return batches if is_admin(importer) else batches.filter(started_by=importer)
+
+
+def access_import(*, user: AnyUser, batch_id: int) -> ImportBatch:
+    return get_object_or_404(visible_imports(user=user), pk=batch_id)
+
+
+def access_campaigns(*, user: AnyUser) -> User:
+    """Analysts follow every campaign's rules and progress (adjudicators and admins are
+    analysts); a reviewer sees only the campaigns they review in, on the review pages."""
+    if not is_analyst(user):
+        raise Http404
+    return _signed_in(user)
+
+
+def campaigns_for_display() -> QuerySet[Campaign]:
+    reviewers = Prefetch("reviewers", queryset=User.objects.order_by("username"))
+    nodes = Prefetch("taxonomy_nodes", queryset=TaxonomyNode.objects.order_by("pk"))
+    return Campaign.objects.select_related("created_by").prefetch_related(reviewers, nodes)
+
+
+def access_campaign_progress(*, user: AnyUser, campaign_id: int) -> Campaign:
+    access_campaigns(user=user)
+    return get_object_or_404(campaigns_for_display(), pk=campaign_id)
+
+
+def access_campaign_admin(*, user: AnyUser) -> User:
+    """Admins create campaigns and change their rules, state and reviewers."""
+    if not is_admin(user):
+        raise Http404
+    return _signed_in(user)
+
+
+def access_managed_campaign(*, user: AnyUser, campaign_id: int) -> Campaign:
+    access_campaign_admin(user=user)
+    return get_object_or_404(campaigns_for_display(), pk=campaign_id)
+
+
+def access_reviews(*, user: AnyUser) -> User:
+    """Every review and adjudication, for analysis: analysts (adjudicators and admins are
+    analysts). A reviewer sees their own reviews only on the review pages."""
+    if not is_analyst(user):
+        raise Http404
+    return _signed_in(user)
+
+
+def access_taxonomy_admin(*, user: AnyUser) -> User:
+    """Taxonomy edits outside the Django admin: admins only, as there."""
+    if not is_admin(user):
+        raise Http404
+    return _signed_in(user)

@@ -9,6 +9,10 @@ class TaxonomyError(DomainError):
     pass
 
 
+class TaxonomyConflict(TaxonomyError):
+    """The edit clashes with the taxonomy as it stands (a live node already has the key)."""
+
+
 class ImageRejected(DomainError):
     pass
 
@@ -23,6 +27,10 @@ class RowRejected(DomainError):
 
 class ReviewError(DomainError):
     """A review action that the assignment's state does not allow."""
+
+
+class ReviewConflict(ReviewError):
+    """The request contradicts what is already stored (HTTP 409)."""
 
 
 class LeaseExpired(ReviewError):

@@ -246,11 +246,11 @@ def measure() -> None:
     from django.db import transaction
     from django.test import Client
 
-    from annotation.agreement import queries
-    from annotation.agreement.cache import data_version
-    from annotation.agreement.dashboard import build_dashboard
-    from annotation.agreement.queries import AgreementSlice
     from annotation.models import Pair, Review, TaxonomyNode
+    from annotation.services.agreement import queries
+    from annotation.services.agreement.cache import data_version
+    from annotation.services.agreement.dashboard import build_dashboard
+    from annotation.services.agreement.queries import AgreementSlice
 
     print(f"pairs {Pair.objects.count():,}, reviews {Review.objects.count():,}")
     overall = AgreementSlice()

@@ -1,11 +1,14 @@
 """Import throughput: synthetic SPA-VL train parquet with ~80 KB JPEGs into PostgreSQL.
 
 Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-           .venv/bin/python bench/import_throughput.py [N ...] [--images 3000] [--keep-files]
+           .venv/bin/python bench/import_throughput.py [N ...] [--images 3000] [--keep-files] \
+           [--via command|api|both]
 
 For each N it writes a parquet file (row groups of 100, like Hugging Face), recreates the database
 ``spavl_bench`` (migrate + load_taxonomy), imports the file in a fresh subprocess and prints rows/s
-and that subprocess's peak RSS, side by side.
+and that subprocess's peak RSS, side by side. ``--via api`` imports it as a pipeline script
+would: ``POST /api/v1/imports/`` naming the file under the import root, then the job the worker
+runs for that batch (``run_import_job``), timed from the request to the finished batch.
 """
 
 from __future__ import annotations
@@ -40,6 +43,34 @@ SCHEMA = pa.schema(
         ("image_name", pa.string()),
     ]
 )
+API_CHILD = """
+import json, os, sys, time
+from pathlib import Path
+import django
+django.setup()
+from django.contrib.auth.models import User
+from django.test import Client
+from annotation.models import ImportBatch
+from annotation.services.imports.jobs import run_import_job
+from spavl_web.tokens import create_token
+admin = User.objects.create_superuser("bench-importer")
+_, secret = create_token(user=admin, name="bench", scopes=["import"])
+client = Client(HTTP_AUTHORIZATION="Token " + secret)
+started, cpu = time.perf_counter(), time.process_time()
+answer = client.post("/api/v1/imports/", {"format": "spavl-parquet", "path": sys.argv[2]},
+                     "application/json", SERVER_NAME="localhost")
+assert answer.status_code == 202, answer.content
+run_import_job(batch_id=answer.json()["id"])
+batch = ImportBatch.objects.get(pk=answer.json()["id"])
+followed = client.get(f"/api/v1/imports/{batch.pk}/", SERVER_NAME="localhost").json()
+assert followed["status"] == "finished", followed
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+status = Path("/proc/self/status").read_text()
+rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+print(json.dumps({"rows": batch.rows_read, "created": batch.rows_created,
+                  "rejected": batch.rows_rejected, "seconds": elapsed, "rss_kb": rss,
+                  "cpu_seconds": cpu, "load": os.getloadavg()[0]}))
+"""
 IMPORT_CHILD = """
 import json, os, sys, time
 from pathlib import Path
@@ -103,13 +134,16 @@ def bench_env() -> dict[str, str]:
     return env
 
 
-def run(rows: int, images: int, folder: Path, *, keep_files: bool) -> dict[str, float]:
+def run(rows: int, images: int, folder: Path, *, keep_files: bool, via: str) -> dict[str, float]:
     path = folder / f"bench-{rows}-{images}.parquet"
     if not (keep_files and path.exists()):
         write_dataset(path=path, rows=rows, images=images)
     env = bench_env()
+    env["SPAVL_IMPORT_ROOT"] = str(folder)
+    env["ALLOWED_HOSTS"] = "localhost"
+    child = API_CHILD if via == "api" else IMPORT_CHILD
     output = subprocess.run(
-        [sys.executable, "-c", IMPORT_CHILD, str(path)],
+        [sys.executable, "-c", child, str(path), path.name],
         cwd=ROOT,
         env=env,
         check=True,
@@ -118,8 +152,6 @@ def run(rows: int, images: int, folder: Path, *, keep_files: bool) -> dict[str, 
     ).stdout
     result = json.loads(output.strip().splitlines()[-1])
     result["file_mb"] = path.stat().st_size / 1e6
-    if not keep_files:
-        path.unlink()
     return result
 
 
@@ -131,23 +163,34 @@ def main() -> None:
     parser.add_argument(
         "--keep-files", action="store_true", help="keep the parquet files and reuse them next time"
     )
+    parser.add_argument(
+        "--via",
+        choices=["command", "api", "both"],
+        default="command",
+        help="import with import_file as the command does, through the API's job, or both",
+    )
     args = parser.parse_args()
+    vias = ["command", "api"] if args.via == "both" else [args.via]
     args.folder.mkdir(parents=True, exist_ok=True)
     # CPU seconds are the importing process's own (threads included, PostgreSQL not); the load
     # average says how much else the machine was running, as timings here vary with it.
     print(
-        f"{'N':>8} {'file MB':>9} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12} "
+        f"{'via':>8} {'N':>8} {'file MB':>9} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12} "
         f"{'CPU s':>7} {'load':>5}"
     )
     for rows in args.sizes:
-        r = run(rows, args.images, args.folder, keep_files=args.keep_files)
-        if r["rows"] != rows or r["rejected"]:
-            raise SystemExit(f"imported {r['rows']} rows, {r['rejected']} rejected, of {rows}")
-        print(
-            f"{rows:>8} {r['file_mb']:>9.0f} {r['seconds']:>8.1f} {rows / r['seconds']:>8.0f} "
-            f"{r['rss_kb'] / 1024:>12.0f} {r['cpu_seconds']:>7.1f} {r['load']:>5.1f}",
-            flush=True,
-        )
+        for via in vias:
+            r = run(rows, args.images, args.folder, keep_files=True, via=via)
+            if r["rows"] != rows or r["rejected"]:
+                raise SystemExit(f"imported {r['rows']} rows, {r['rejected']} rejected, of {rows}")
+            print(
+                f"{via:>8} {rows:>8} {r['file_mb']:>9.0f} {r['seconds']:>8.1f} "
+                f"{rows / r['seconds']:>8.0f} {r['rss_kb'] / 1024:>12.0f} "
+                f"{r['cpu_seconds']:>7.1f} {r['load']:>5.1f}",
+                flush=True,
+            )
+        if not args.keep_files:
+            (args.folder / f"bench-{rows}-{args.images}.parquet").unlink()
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ from __future__ import annotations
 from celery import shared_task
 
 from judging import services
+from judging.exceptions import BatchWillRetry
 
 
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(services.BatchWillRetry,),
+    autoretry_for=(BatchWillRetry,),
     # Attempts are counted in the database; Celery's own retry count is only a backstop.
     max_retries=None,
     retry_backoff=5,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.middleware import HtmxDetails
 
 from annotation.exceptions import DomainError
 from judging.access import (
@@ -18,23 +17,18 @@ from judging.access import (
 from judging.forms import StartRunForm
 from judging.models import JudgeRun
 from judging.services import cancel_run, start_run
+from spavl_web.http import Request
 
 RUNS_SHOWN = 50
 
 
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
-
 @require_GET
-def runs(request: HtmxHttpRequest) -> HttpResponse:
+def runs(request: Request) -> HttpResponse:
     access_judge_runs(user=request.user)
     return _render_runs(request, form=StartRunForm())
 
 
-def _render_runs(
-    request: HtmxHttpRequest, *, form: StartRunForm, status: int = 200
-) -> HttpResponse:
+def _render_runs(request: Request, *, form: StartRunForm, status: int = 200) -> HttpResponse:
     runs = JudgeRun.objects.with_activity().select_related("configuration", "started_by")
     shown = list(runs[:RUNS_SHOWN])
     context = {
@@ -48,7 +42,7 @@ def _render_runs(
 
 
 @require_POST
-def start(request: HtmxHttpRequest) -> HttpResponse:
+def start(request: Request) -> HttpResponse:
     user = access_judge_run_management(user=request.user)
     form = StartRunForm(request.POST)
     if not form.is_valid():
@@ -63,7 +57,7 @@ def start(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @require_GET
-def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
+def run_detail(request: Request, run_id: int) -> HttpResponse:
     run = access_judge_run(user=request.user, run_id=run_id)
     context = {"run": run, "can_manage": can_manage_judge_runs(user=request.user)}
     template = "judging/run_detail.html#run_summary" if request.htmx else "judging/run_detail.html"
@@ -71,7 +65,7 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_POST
-def cancel(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
+def cancel(request: Request, run_id: int) -> HttpResponse:
     user = access_judge_run_management(user=request.user)
     run = access_judge_run(user=user, run_id=run_id)
     try:

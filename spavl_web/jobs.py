@@ -4,6 +4,9 @@ A running export, judge batch or import writes ``heartbeat_at = now()`` (the dat
 so workers with skewed clocks agree) every ``JOB_HEARTBEAT_S`` from a thread beside the work,
 which keeps beating while the work is busy in one long call and stops when the process dies.
 A job quiet for ``JOB_LEASE_S`` is taken to be dead; the recovery sweep resends or fails it.
+
+Services start jobs with ``enqueue_on_commit`` and the task's registered name, so imports run
+one way: a ``tasks`` module imports the one service it calls, and no service imports a task.
 """
 
 from __future__ import annotations
@@ -13,13 +16,31 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
 
+from celery import Task
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 logger = logging.getLogger(__name__)
+
+
+def registered_task(name: str) -> Task:  # type: ignore[type-arg]
+    """The Celery task registered under ``name``, importing the apps' ``tasks`` modules on
+    first use (a web process has not, until it sends one). Unknown names raise ``KeyError``."""
+    from spavl_web.celery import app
+
+    if name not in app.tasks:
+        app.loader.import_default_modules()  # runs the apps' task autodiscovery
+    return app.tasks[name]
+
+
+def enqueue_on_commit(name: str, *args: object, **kwargs: object) -> None:
+    """Send the task registered under ``name`` once the current transaction commits (at once
+    outside one); in-process when ``CELERY_TASK_ALWAYS_EAGER``, as in the embedded demo."""
+    transaction.on_commit(partial(registered_task(name).delay, *args, **kwargs))
 
 
 def job_lease() -> timedelta:

@@ -14,6 +14,9 @@ exporter       an admin, or holds ``annotation.run_export``: starts exports and 
                own jobs (admins read every job)
 judge watcher  a judge operator, or holds ``judging.view_judgerun``: sees the judge runs
 judge operator an admin, or holds ``judging.change_judgerun``: starts and cancels runs
+data reader    an analyst, an exporter or a judge watcher: reads questions, responses, pairs,
+               their judgements and final labels (reviews only as an analyst)
+importer       an admin, or holds ``annotation.add_importbatch``: pushes data in, follows imports
 reviewer       of one campaign: listed among its reviewers while it is active
 ============== ==============================================================================
 
@@ -35,6 +38,7 @@ VIEW_AGREEMENT = "annotation.view_agreement"
 RUN_EXPORT = "annotation.run_export"
 VIEW_JUDGE_RUNS = "judging.view_judgerun"
 OPERATE_JUDGE = "judging.change_judgerun"
+RUN_IMPORT = "annotation.add_importbatch"
 
 
 def _active(user: AnyUser) -> User | None:
@@ -101,3 +105,15 @@ def is_judge_operator(user: AnyUser) -> bool:
 def is_judge_watcher(user: AnyUser) -> bool:
     found = _active(user)
     return found is not None and (is_judge_operator(found) or _has_perm(found, VIEW_JUDGE_RUNS))
+
+
+def is_data_reader(user: AnyUser) -> bool:
+    found = _active(user)
+    return found is not None and (
+        is_analyst(found) or is_exporter(found) or is_judge_watcher(found)
+    )
+
+
+def is_importer(user: AnyUser) -> bool:
+    found = _active(user)
+    return found is not None and (is_admin(found) or _has_perm(found, RUN_IMPORT))

@@ -6,6 +6,7 @@ executed in-process. ``DATABASE_URL`` selects PostgreSQL, ``REDIS_URL`` a real C
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -62,6 +63,10 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 PRODUCTION = env_bool("SPAVL_PRODUCTION")
 DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured(
+        "DEBUG=1 with SPAVL_PRODUCTION=1: debug pages leak settings and data."
+    )
 
 if PRODUCTION:
     SECRET_KEY = env_str("SECRET_KEY")  # no default: a guessable key is a CVSS 9.8 hole
@@ -72,6 +77,10 @@ else:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Addresses (or networks) of the reverse proxies in front of gunicorn. Only requests from them
+# may say, through X-Forwarded-Proto and X-Forwarded-For, that they came over HTTPS and from
+# whom (spavl_web.proxy); from anyone else those headers are dropped.
+TRUSTED_PROXIES = env_list("SPAVL_TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -83,16 +92,22 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
+    "spavl_web",
     "annotation",
     "judging",
 ]
 
 MIDDLEWARE = [
-    # First: answers the container's health check before the host check and the HTTPS redirect.
+    # First: forwarded headers are believed only from a trusted proxy, before anything reads them.
+    "spavl_web.proxy.TrustedProxyMiddleware",
+    # Then: answers the container's health check before the host check and the HTTPS redirect.
     "spavl_web.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,12 +116,17 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if PRODUCTION:
     # Serves collectstatic's output under gunicorn (the review page's blur needs its CSS);
     # runserver serves the sources itself in development.
-    MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("csp.middleware.CSPMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
 
 ROOT_URLCONF = "spavl_web.urls"
 WSGI_APPLICATION = "spavl_web.wsgi.application"
@@ -121,7 +141,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "annotation.context_processors.navigation",
+                "spavl_web.context_processors.navigation",
             ],
         },
     },
@@ -155,6 +175,23 @@ if test_db_name := os.environ.get("SPAVL_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": test_db_name}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes throttles logins (the login page, the admin's and the API's token login alike):
+# after SPAVL_LOGIN_FAILURE_LIMIT failures for one username from one address, that pair is
+# locked out for SPAVL_LOGIN_COOLOFF_MINUTES (429 and a page that says so). Admins unlock in
+# the admin (Axes: access attempts) or with `manage.py axes_reset_username NAME`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("SPAVL_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("SPAVL_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+AXES_IPWARE_PROXY_COUNT = None  # REMOTE_ADDR is the client: spavl_web.proxy set it already
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -195,20 +232,72 @@ SPAVL_AGREEMENT_INLINE_S = env_float("SPAVL_AGREEMENT_INLINE_S", 1.0)
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 IMAGE_MAX_PIXELS = env_int("SPAVL_IMAGE_MAX_PIXELS", 40_000_000)
 IMAGE_MAX_BYTES = env_int("SPAVL_IMAGE_MAX_BYTES", 25 * 1024 * 1024)
+# Imports: what one JSON row or JSONL line, and one parquet row group's pages decompressed at
+# once, may hold; how long a read may make no progress before the import fails.
+IMPORT_ROW_MAX_BYTES = env_int("SPAVL_IMPORT_ROW_MAX_BYTES", 16 * 1024 * 1024)
+IMPORT_PAGE_MAX_BYTES = env_int(
+    "SPAVL_IMPORT_PAGE_MAX_BYTES", max(96 * 1024 * 1024, 2 * IMAGE_MAX_BYTES)
+)
+IMPORT_READ_TIMEOUT_S = env_float("SPAVL_IMPORT_READ_TIMEOUT_S", 300.0)
+# Imports over the API: files the server may read (nothing outside this folder, ever), where
+# uploads are streamed to (deleted once imported) and how large one may be, and where every
+# import's report of rejected rows goes. Web and workers must see the same folders.
+IMPORT_ROOT = Path(env_str("SPAVL_IMPORT_ROOT", str(VAR_DIR / "imports" / "data")))
+IMPORT_UPLOAD_DIR = Path(env_str("SPAVL_IMPORT_UPLOAD_DIR", str(VAR_DIR / "imports" / "uploads")))
+IMPORT_UPLOAD_MAX_BYTES = env_int("SPAVL_IMPORT_UPLOAD_MAX_BYTES", 4 * 1024**3)
+IMPORT_REPORT_DIR = Path(env_str("SPAVL_IMPORT_REPORT_DIR", str(VAR_DIR / "import-reports")))
 
 REST_FRAMEWORK = {
+    # Token first: an unauthenticated request gets 401 with "WWW-Authenticate: Token".
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "spavl_web.tokens.ScopedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "spavl_web.tokens.TokenHasScope",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Bodies are JSON; an endpoint that takes a file upload opts in to multipart itself.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON answers only: DRF's browsable pages need inline styles the CSP refuses.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+# API tokens (django-rest-knox): hashed at rest, expiring, scoped (spavl_web.tokens).
+KNOX_TOKEN_MODEL = "spavl_web.ApiToken"
+# knox's own migrations would create its default token table even though it is swapped out
+# (and nothing would ever write to it); without them no such table exists.
+MIGRATION_MODULES = {"knox": None}
+TOKEN_TTL_DAYS = env_int("SPAVL_TOKEN_TTL_DAYS", 30)
+TOKEN_MAX_TTL_DAYS = env_int("SPAVL_TOKEN_MAX_TTL_DAYS", 365)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=TOKEN_TTL_DAYS),
+    "AUTO_REFRESH": False,
+    "TOKEN_PREFIX": "spavl_",
+    "AUTH_HEADER_PREFIX": "Token",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "spavl-web API",
     "DESCRIPTION": "Review studio for safety preference data of vision-language models.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema describes every endpoint: signed-in users only, like the API itself.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI and ReDoc from vendored files (drf-spectacular-sidecar): no CDN, no internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One name per choice set that several fields share (blind and final verdicts...).
+    "ENUM_NAME_OVERRIDES": {
+        "VerdictEnum": "annotation.models.Verdict",
+        "QuestionTypeEnum": "annotation.models.QuestionType",
+        "ImportFormatEnum": "annotation.models.ImportFormat",
+        "ExportFormatEnum": "annotation.models.ExportFormat",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "spavl_web.openapi.add_error_responses",
+    ],
 }
 
 # Celery: without REDIS_URL every task runs in-process (the embedded demo).
@@ -281,14 +370,32 @@ EXPORT_SHARD_DELAY_S = env_float("SPAVL_EXPORT_SHARD_DELAY_S", 0.0)
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+    # A proxy that terminates TLS says so; only proxies listed in SPAVL_TRUSTED_PROXIES can.
+    if TRUSTED_PROXIES:
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response (django-csp): scripts, styles and everything else
+# from this site only; no inline script, no inline style, no eval; never framed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 SECURE_REFERRER_POLICY = "same-origin"
 
 LOGGING = {

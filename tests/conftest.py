@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,6 +12,16 @@ from annotation.services.taxonomy import load_taxonomy
 
 # Real Celery workers (broker, start_worker) for the failure-path tests.
 pytest_plugins = ["tests.workers"]
+
+
+@pytest.fixture(autouse=True)
+def own_cache_namespace(settings: Any) -> None:
+    """Each test caches under its own key prefix. Cached values are keyed by data and taxonomy
+    versions, and those repeat from test to test because each test's writes roll back: two
+    tests that write as many rows would otherwise read each other's dashboards."""
+    caches = {alias: dict(config) for alias, config in settings.CACHES.items()}
+    caches["default"]["KEY_PREFIX"] = f"test-{uuid4().hex[:12]}"
+    settings.CACHES = caches
 
 
 @pytest.fixture

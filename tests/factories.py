@@ -8,6 +8,7 @@ import itertools
 import json
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +327,223 @@ def make_agreement_campaign(*, name: str = "agreement campaign") -> Any:
     from annotation.models import Campaign
 
     return Campaign.objects.create(name=name, seed=1)
+
+
+# Hostile files: parquet written byte by byte, so a test (or bench/import_bombs.py) can declare
+# an image of any size without ever holding it. Zstandard frames concatenate, so N zero bytes
+# compress to one small frame repeated; the footer is Thrift's compact protocol.
+
+PARQUET_TRAIN_COLUMNS = ("image", "question", "chosen", "rejected", "image_name")
+_I32, _I64, _BINARY, _LIST, _STRUCT = 5, 6, 8, 9, 12
+_ZEROS_FRAME = 16 << 20
+
+
+def write_parquet_bomb(
+    *,
+    path: Path,
+    row_groups: list[list[dict[str, Any]]],
+    dictionary: bool = False,
+    honest_footer: bool = True,
+) -> Path:
+    """A train-layout parquet file, every column zstd; each row's ``image`` is bytes, or an int:
+    that many zero bytes, never held in memory. Each image is its own page; with ``dictionary``
+    a row group's images are one dictionary page holding its first row's image, which every row
+    repeats. ``honest_footer=False`` makes the footer claim the compressed sizes uncompressed."""
+    chunks: list[list[bytes]] = []
+    with path.open("wb") as handle:
+        handle.write(b"PAR1")
+        for rows in row_groups:
+            columns = []
+            for name in PARQUET_TRAIN_COLUMNS:
+                start = handle.tell()
+                if name == "image":
+                    sizes = _write_image_pages(handle, rows, dictionary=dictionary)
+                else:
+                    values = [_text_value(row, name) for row in rows]
+                    sizes = [_write_page(handle, _plain(values), rows=len(rows))]
+                uncompressed = sum(s[0] for s in sizes)
+                compressed = handle.tell() - start
+                columns.append(
+                    _column_chunk(
+                        name,
+                        start=start,
+                        rows=len(rows),
+                        uncompressed=uncompressed if honest_footer else compressed,
+                        compressed=compressed,
+                        data_offset=start + (sizes[0][1] if dictionary and name == "image" else 0),
+                        dictionary=dictionary and name == "image",
+                    )
+                )
+            chunks.append(columns)
+        footer = _file_metadata(chunks, [len(rows) for rows in row_groups])
+        handle.write(footer + struct.pack("<I", len(footer)) + b"PAR1")
+    return path
+
+
+def _text_value(row: dict[str, Any], name: str) -> bytes:
+    defaults = {
+        "question": "Q?",
+        "chosen": "No.",
+        "rejected": "Yes.",
+        "image_name": "Representation & ToxicityHarms/Toxic/bully/1.jpg",
+    }
+    return str(row.get(name, defaults[name])).encode()
+
+
+def _plain(values: list[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(v)) + v for v in values)
+
+
+def _zstd(data: bytes) -> bytes:
+    import pyarrow as pa
+
+    return bytes(pa.Codec("zstd").compress(data, asbytes=True))
+
+
+def _zeros_zstd(count: int) -> Iterator[bytes]:
+    whole = _zstd(b"\0" * min(count, _ZEROS_FRAME))
+    for _ in range(count // _ZEROS_FRAME):
+        yield whole
+    if count % _ZEROS_FRAME:
+        yield _zstd(b"\0" * (count % _ZEROS_FRAME))
+
+
+def _write_page(
+    handle: Any, payload: bytes, *, rows: int, zeros: int = 0, kind: int = 0, encoding: int = 0
+) -> tuple[int, int]:
+    """A page of ``payload`` then ``zeros`` zero bytes; returns (uncompressed, bytes written)."""
+    body = [_zstd(payload), *_zeros_zstd(zeros)] if zeros else [_zstd(payload)]
+    compressed = sum(len(part) for part in body)
+    uncompressed = len(payload) + zeros
+    if kind == 2:  # dictionary page: DictionaryPageHeader (num_values, PLAIN)
+        detail = (7, _STRUCT, [(1, _I32, rows), (2, _I32, 0)])
+    else:  # data page: DataPageHeader (num_values, encoding, RLE levels)
+        detail = (5, _STRUCT, [(1, _I32, rows), (2, _I32, encoding), (3, _I32, 3), (4, _I32, 3)])
+    header = _thrift([(1, _I32, kind), (2, _I32, uncompressed), (3, _I32, compressed), detail])
+    handle.write(header)
+    for part in body:
+        handle.write(part)
+    return uncompressed, len(header) + compressed
+
+
+def _write_image_pages(
+    handle: Any, rows: list[dict[str, Any]], *, dictionary: bool
+) -> list[tuple[int, int]]:
+    def page(image: bytes | int, **options: Any) -> tuple[int, int]:
+        if isinstance(image, int):
+            return _write_page(handle, struct.pack("<I", image), zeros=image, **options)
+        return _write_page(handle, _plain([image]), **options)
+
+    if not dictionary:
+        return [page(row["image"], rows=1) for row in rows]
+    sizes = [page(rows[0]["image"], rows=1, kind=2)]
+    # RLE_DICTIONARY indices: bit width 1, then one run of len(rows) zeros.
+    indices = b"\x01" + _varint(len(rows) << 1) + b"\x00"
+    sizes.append(_write_page(handle, indices, rows=len(rows), encoding=8))
+    return sizes
+
+
+def _column_chunk(
+    name: str,
+    *,
+    start: int,
+    rows: int,
+    uncompressed: int,
+    compressed: int,
+    data_offset: int,
+    dictionary: bool,
+) -> bytes:
+    metadata = [
+        (1, _I32, 6),  # BYTE_ARRAY
+        (2, _LIST, (_I32, [0, 3, 8] if dictionary else [0, 3])),
+        (3, _LIST, (_BINARY, [name.encode()])),
+        (4, _I32, 6),  # ZSTD
+        (5, _I64, rows),
+        (6, _I64, uncompressed),
+        (7, _I64, compressed),
+        (9, _I64, data_offset),
+    ]
+    if dictionary:
+        metadata.append((11, _I64, start))
+    return _thrift([(2, _I64, start), (3, _STRUCT, metadata)])
+
+
+def _file_metadata(chunks: list[list[bytes]], rows: list[int]) -> bytes:
+    schema = [_thrift([(4, _BINARY, b"schema"), (5, _I32, len(PARQUET_TRAIN_COLUMNS))])]
+    for name in PARQUET_TRAIN_COLUMNS:
+        utf8 = [] if name == "image" else [(6, _I32, 0)]
+        schema.append(_thrift([(1, _I32, 6), (3, _I32, 0), (4, _BINARY, name.encode()), *utf8]))
+    groups = [
+        _thrift(
+            [
+                (1, _LIST, (_STRUCT, columns)),
+                (2, _I64, 0),
+                (3, _I64, count),
+            ]
+        )
+        for columns, count in zip(chunks, rows, strict=True)
+    ]
+    return _thrift(
+        [
+            (1, _I32, 1),
+            (2, _LIST, (_STRUCT, schema)),
+            (3, _I64, sum(rows)),
+            (4, _LIST, (_STRUCT, groups)),
+            (6, _BINARY, b"spavl-web tests"),
+        ]
+    )
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def _thrift(fields: list[tuple[int, int, Any]]) -> bytes:
+    """A Thrift compact struct; a nested struct's value is its fields, or its encoded bytes."""
+    out, last = bytearray(), 0
+    for field_id, kind, value in fields:
+        out.append(((field_id - last) << 4) | kind)
+        last = field_id
+        out += _thrift_value(kind, value)
+    return bytes(out + b"\x00")
+
+
+def _thrift_value(kind: int, value: Any) -> bytes:
+    if kind in (_I32, _I64):
+        return _varint((value << 1) ^ (value >> 63))
+    if kind == _BINARY:
+        return _varint(len(value)) + value
+    if kind == _STRUCT:
+        return value if isinstance(value, bytes) else _thrift(value)
+    element, items = value
+    size = (
+        bytes([(len(items) << 4) | element])
+        if len(items) < 15
+        else (bytes([0xF0 | element]) + _varint(len(items)))
+    )
+    return size + b"".join(_thrift_value(element, item) for item in items)
+
+
+def image_claiming_size(*, fmt: str, width: int, height: int) -> bytes:
+    """A small image in ``fmt`` whose header claims ``width`` x ``height`` (a pixel bomb)."""
+    if fmt == "PNG":
+        return png_bomb_bytes(width=width, height=height)
+    data = bytearray(image_bytes(seed=4, fmt=fmt))
+    if fmt == "JPEG":  # SOF0: length, precision, then height and width
+        start = data.index(b"\xff\xc0") + 5
+        data[start : start + 4] = struct.pack(">HH", height, width)
+    elif fmt == "GIF":  # the logical screen descriptor
+        data[6:10] = struct.pack("<HH", width, height)
+    elif fmt == "WEBP":  # the VP8 key frame header, after its start code (14-bit sizes)
+        start = data.index(b"\x9d\x01\x2a") + 3
+        data[start : start + 4] = struct.pack("<HH", width & 0x3FFF, height & 0x3FFF)
+    else:
+        raise ValueError(f"no pixel bomb for {fmt}")
+    return bytes(data)

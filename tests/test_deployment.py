@@ -69,10 +69,37 @@ def test_the_deploy_check_prints_no_warnings_with_production_settings():
         "--deploy",
         "--fail-level",
         "WARNING",
-        env={"SPAVL_PRODUCTION": "1", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "example.org"},
+        env={
+            "SPAVL_PRODUCTION": "1",
+            "SECRET_KEY": GOOD_KEY,
+            "ALLOWED_HOSTS": "example.org",
+            "SPAVL_TRUSTED_PROXIES": "172.17.0.1",
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_the_deploy_check_warns_when_no_proxy_may_say_https():
+    result = run_manage(
+        "check",
+        "--deploy",
+        env={"SPAVL_PRODUCTION": "1", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "example.org"},
+    )
+    assert "spavl.W002" in result.stdout + result.stderr
+
+
+def test_debug_is_refused_in_production():
+    result = run_manage(
+        "check",
+        env={
+            "SPAVL_PRODUCTION": "1",
+            "DEBUG": "1",
+            "SECRET_KEY": GOOD_KEY,
+            "ALLOWED_HOSTS": "example.org",
+        },
+    )
+    assert result.returncode != 0 and "DEBUG=1 with SPAVL_PRODUCTION=1" in result.stderr
 
 
 def _compose() -> dict:

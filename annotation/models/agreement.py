@@ -1,4 +1,5 @@
-"""Write counters behind the agreement dashboard's cache key (annotation/agreement/cache.py)."""
+"""Write counters behind the agreement dashboard's cache key
+(annotation/services/agreement/cache.py)."""
 
 from __future__ import annotations
 

@@ -219,6 +219,8 @@ class Question(models.Model):
     import_batch = models.ForeignKey(
         "ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="questions"
     )
+    # The source row's columns that no field holds, for a row that made no pair.
+    provenance = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -324,6 +326,9 @@ class Pair(models.Model):
     import_batch = models.ForeignKey(
         "ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs"
     )
+    # The source's own id for the row (kept on export where unique) and its other columns.
+    source_id = models.CharField(max_length=200, blank=True, db_index=True)
+    provenance = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # The final label: how it was reached and, where it names one, the chosen response.
     final_label = models.CharField(
@@ -394,9 +399,11 @@ class ImportFormat(models.TextChoices):
     RLHF_JSON = "rlhf-json", "SPA-VL-RLHF training JSON"
     EVAL_JSON = "eval-json", "HarmEval/HelpEval JSON"
     RESPONSES_JSONL = "responses-jsonl", "responses JSONL"
+    HF_PARQUET = "hf-parquet", "any preference dataset (parquet or JSONL, column mapping)"
 
 
 class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
     RUNNING = "running", "running"
     FINISHED = "finished", "finished"
     FAILED = "failed", "failed (nothing imported)"
@@ -410,6 +417,11 @@ class ImportBatch(models.Model):
     status = models.CharField(
         max_length=16, choices=ImportStatus.choices, default=ImportStatus.RUNNING
     )
+    # What the import was asked for (column mapping, question type, ...), as given.
+    options = models.JSONField(default=dict, blank=True)
+    rows_total = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Rows in the file, where the format says up front."
+    )
     rows_read = models.PositiveIntegerField(default=0)
     rows_created = models.PositiveIntegerField(default=0)
     rows_existing = models.PositiveIntegerField(default=0)
@@ -422,6 +434,8 @@ class ImportBatch(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     started_at = models.DateTimeField(auto_now_add=True)
+    # When its task was last sent (API imports): the recovery sweep resends a lost one.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     # The importing process's sign of life; the recovery sweep fails a batch quiet too long.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -11,10 +11,21 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, TypedDict
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -37,6 +48,9 @@ from judging.models import Judgement, JudgeRun
 _system_random = random.SystemRandom()
 
 MAX_OVERLAP = 100
+MAX_LEASE_MINUTES = 24 * 60
+# The break reminders are PositiveSmallIntegerFields; the review page divides by the count.
+MAX_BREAK_AFTER = 32767
 
 
 @dataclass(frozen=True)
@@ -184,12 +198,15 @@ def check_campaign_rules(*, campaign: Campaign, rules: CampaignRules, reviewers:
 def _check_rules(rules: CampaignRules) -> None:
     if not 1 <= rules.overlap <= MAX_OVERLAP:
         raise CampaignError(f"the overlap must be between 1 and {MAX_OVERLAP}")
-    if rules.lease_minutes < 1:
-        raise CampaignError("a lease lasts at least one minute")
+    if not 1 <= rules.lease_minutes <= MAX_LEASE_MINUTES:
+        raise CampaignError(f"a lease lasts 1 to {MAX_LEASE_MINUTES} minutes")
     if not (0 <= rules.control_share <= 1 and 0 <= rules.gold_rate <= 1):
         raise CampaignError("the control share and the gold rate are shares between 0 and 1")
     if rules.judge_policy not in JudgePolicy.values:
         raise CampaignError(f"unknown judge policy {rules.judge_policy!r}")
+    breaks = (rules.break_after_reviews, rules.break_after_minutes)
+    if not all(1 <= value <= MAX_BREAK_AFTER for value in breaks):
+        raise CampaignError(f"a break comes after 1 to {MAX_BREAK_AFTER} reviews and minutes")
 
 
 def _holding(campaign_pair: str = "pk") -> Subquery:
@@ -308,3 +325,115 @@ def unmark_gold(*, campaign_pair: CampaignPair) -> CampaignPair:
     settle_pair(campaign_pair=campaign_pair, by=None)
     campaign_pair.refresh_from_db(fields=["slots_left"])
     return campaign_pair
+
+
+@transaction.atomic
+def change_campaign(
+    *,
+    campaign: Campaign,
+    name: str | None = None,
+    rules: CampaignRules | None = None,
+    active: bool | None = None,
+) -> Campaign:
+    """Rename, re-rule, open or close a campaign through the services above, in one
+    transaction: a refused part (CampaignError) changes nothing. ``None`` leaves a part as is."""
+    if rules is not None:
+        campaign = update_campaign_rules(campaign=campaign, rules=rules)
+    if active is not None:
+        campaign = set_campaign_active(campaign=campaign, active=active)
+    if name is not None:
+        campaign = rename_campaign(campaign=campaign, name=name)
+    return campaign
+
+
+@transaction.atomic
+def add_campaign_reviewers(*, campaign: Campaign, reviewers: Iterable[User]) -> Campaign:
+    """Add reviewers to the ones the campaign has (under its row lock, so two additions at
+    once both count)."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    current = list(campaign.reviewers.all())
+    return set_campaign_reviewers(campaign=campaign, reviewers=[*current, *reviewers])
+
+
+@transaction.atomic
+def remove_campaign_reviewer(*, campaign: Campaign, reviewer: User) -> Campaign:
+    """Take one reviewer off the campaign: their live leases end, their reviews stay."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    keep = campaign.reviewers.exclude(pk=reviewer.pk)
+    return set_campaign_reviewers(campaign=campaign, reviewers=list(keep))
+
+
+class ReviewerProgress(TypedDict):
+    username: str
+    reviews_submitted: int
+    live_leases: int
+
+
+class CampaignProgress(TypedDict):
+    """Every pair of a campaign is in one of these: gold (mixed in at the gold rate, never
+    done), leased (a live lease on it), done (its overlap of submitted reviews) or open."""
+
+    pairs: int
+    open: int
+    leased: int
+    done: int
+    gold: int
+    reviewers: list[ReviewerProgress]
+
+
+def _count(queryset: QuerySet[Any]) -> Coalesce:
+    counted = queryset.order_by().annotate(one=Value(1)).values("one").annotate(n=Count("pk"))
+    return Coalesce(Subquery(counted.values("n"), output_field=IntegerField()), 0)
+
+
+def campaign_progress(*, campaign: Campaign, now: datetime | None = None) -> CampaignProgress:
+    """Where the campaign stands, in two queries whatever its size: its pairs by state, and
+    each of its reviewers (and anyone taken off it who reviewed in it) with their submitted
+    reviews and live leases. A lease past its expiry is not live: its pair counts as open."""
+    now = now or timezone.now()
+    live = Assignment.objects.live(now=now)
+    pairs = CampaignPair.objects.filter(campaign=campaign).annotate(
+        has_lease=Exists(live.filter(campaign_pair=OuterRef("pk"))),
+        submitted=_count(
+            Assignment.objects.filter(
+                campaign_pair=OuterRef("pk"), status=AssignmentStatus.SUBMITTED, is_gold=False
+            )
+        ),
+    )
+    ordinary = Q(is_gold=False)
+    counts = pairs.aggregate(
+        pairs=Count("pk"),
+        gold=Count("pk", filter=~ordinary),
+        leased=Count("pk", filter=ordinary & Q(has_lease=True)),
+        done=Count("pk", filter=ordinary & Q(has_lease=False, submitted__gte=campaign.overlap)),
+    )
+    open_pairs = counts["pairs"] - counts["gold"] - counts["leased"] - counts["done"]
+    return CampaignProgress(
+        pairs=counts["pairs"],
+        open=open_pairs,
+        leased=counts["leased"],
+        done=counts["done"],
+        gold=counts["gold"],
+        reviewers=_reviewer_progress(campaign=campaign, live=live),
+    )
+
+
+def _reviewer_progress(*, campaign: Campaign, live: QuerySet[Assignment]) -> list[ReviewerProgress]:
+    listed = Campaign.reviewers.through.objects.filter(campaign=campaign).values("user_id")
+    # Through the campaign's pairs: reviews and assignments have no index on the campaign.
+    reviewed = Review.objects.filter(campaign_pair__campaign=campaign)
+    people = (
+        User.objects.filter(Q(pk__in=listed) | Q(pk__in=reviewed.values("reviewer_id")))
+        .annotate(
+            reviews_submitted=_count(
+                reviewed.filter(reviewer=OuterRef("pk"), submitted_at__isnull=False)
+            ),
+            live_leases=_count(live.filter(campaign=campaign, reviewer=OuterRef("pk"))),
+        )
+        .order_by("username")
+        .values_list("username", "reviews_submitted", "live_leases")
+    )
+    return [
+        ReviewerProgress(username=username, reviews_submitted=submitted, live_leases=leases)
+        for username, submitted, leases in people
+    ]

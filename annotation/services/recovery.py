@@ -8,7 +8,8 @@ by ``manage.py recover_jobs``. Per kind of job:
   ``EXPORT_MAX_ATTEMPTS``; queued ones whose message the broker lost are sent again;
 - judge batches: see ``judging.services.recovery``;
 - imports: a batch whose importing process stopped heartbeating is marked failed with the
-  rows done so far (running the import again is idempotent).
+  rows done so far (running the import again is idempotent); a queued one (an API import)
+  whose message the broker lost is sent again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from annotation.models import ExportJob, ExportStatus, ImportBatch, ImportStatus
-from annotation.services.export.jobs import send_export_job
+from annotation.services.export.jobs import EXPORT_TASK, send_export_job
+from annotation.services.imports.jobs import IMPORT_TASK, send_import
 from judging.services.recovery import recover_judge_batches
 from spavl_web.broker import TaskKey, live_tasks
 from spavl_web.jobs import lapsed, sent_before_grace
@@ -32,7 +34,6 @@ from spavl_web.jobs import lapsed, sent_before_grace
 logger = logging.getLogger(__name__)
 
 LAST_SWEEP_KEY = "spavl:recovery:last-sweep"
-EXPORT_TASK = "annotation.tasks.run_export"
 
 
 @dataclass
@@ -40,6 +41,7 @@ class RecoveryReport:
     exports_resent: list[int] = field(default_factory=list)
     exports_failed: list[int] = field(default_factory=list)
     imports_failed: list[int] = field(default_factory=list)
+    imports_resent: list[int] = field(default_factory=list)
     batches_resent: list[int] = field(default_factory=list)
     batches_given_up: list[int] = field(default_factory=list)
 
@@ -54,6 +56,7 @@ def recover_stalled_jobs() -> RecoveryReport:
     report.exports_failed = _fail_exhausted_exports()
     report.exports_resent = _resend_exports(live=live)
     report.imports_failed = _fail_dead_imports()
+    report.imports_resent = _resend_imports(live=live)
     report.batches_resent, report.batches_given_up = recover_judge_batches(live=live)
     cache.set(LAST_SWEEP_KEY, timezone.now().isoformat(), timeout=None)
     if report:
@@ -117,3 +120,17 @@ def _fail_dead_imports() -> list[int]:
         ):
             failed.append(batch.pk)
     return failed
+
+
+def _resend_imports(*, live: set[TaskKey] | None) -> list[int]:
+    if live is None:  # in-process tasks (no broker) lose no message
+        return []
+    lost = ImportBatch.objects.filter(sent_before_grace(fallback="started_at")).filter(
+        status=ImportStatus.QUEUED
+    )
+    resent = []
+    for batch_id in lost.values_list("pk", flat=True):
+        if (IMPORT_TASK, batch_id) not in live:
+            send_import(batch_id=batch_id)
+            resent.append(batch_id)
+    return resent

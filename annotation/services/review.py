@@ -11,10 +11,10 @@ from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from annotation.exceptions import ReviewError
+from annotation.exceptions import ReviewConflict, ReviewError
 from annotation.models import (
     Assignment,
     AssignmentStatus,
@@ -84,7 +84,6 @@ def _live(assignment: Assignment, *, now: datetime) -> Assignment:
     locked = (
         Assignment.objects.select_for_update(of=("self",), no_key=True)
         .select_related("campaign", "reviewer", "campaign_pair__pair__question")
-        .annotate(has_review=Exists(Review.objects.filter(assignment=OuterRef("pk"))))
         .get(pk=assignment.pk)
     )
     locked.campaign_pair.campaign = locked.campaign
@@ -108,11 +107,17 @@ def give_blind_verdict(
     now: datetime | None = None,
 ) -> Review:
     """Store the verdict given before the judge's verdict is shown; then the page reveals it.
-    One blind verdict per assignment: once revealed, it cannot be given again."""
+    One blind verdict per assignment: once revealed, it cannot be given again. The same verdict
+    sent again (a double click, a retried request, two tabs) returns the stored review."""
     now, details = now or timezone.now(), details or ReviewDetails()
     assignment = _live(assignment, now=now)
-    if assignment.has_review:  # type: ignore[attr-defined]
-        raise ReviewError("the judge's verdict was already revealed for this pair")
+    # Asked after the lock, in its own statement: a subquery of the locking SELECT reads the
+    # snapshot from before the wait and misses a review committed meanwhile.
+    stored = Review.objects.filter(assignment_id=assignment.pk).first()
+    if stored is not None:
+        if stored.blind_verdict == assignment.to_pair_side(ScreenVerdict(verdict)):
+            return stored
+        raise ReviewConflict("the judge's verdict was already revealed for this pair")
     pair = assignment.campaign_pair.pair
     review = Review(
         assignment=assignment,

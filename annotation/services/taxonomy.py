@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from django.contrib.auth.models import User as AuthUser
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.exceptions import TaxonomyError
+from annotation.exceptions import TaxonomyConflict, TaxonomyError
 from annotation.models import (
     LabelChange,
     Question,
@@ -102,7 +103,7 @@ def rename_node(
     if key is not None and key != node.key:
         clash = TaxonomyNode.objects.active().filter(level=node.level, key=key).exclude(pk=node.pk)
         if clash.exists():
-            raise TaxonomyError(f"another {node.get_level_display()} is already called {key!r}")
+            raise TaxonomyConflict(f"another {node.get_level_display()} is already called {key!r}")
         _record(action=TaxonomyAction.RENAME, node=node, old=node.key, new=key, by=by)
         node.key = key
     if name is not None and name != node.name:
@@ -200,7 +201,7 @@ def restore_node(*, node: TaxonomyNode, by: User = None) -> TaxonomyNode:
     if node.merged_into_id is not None:
         raise TaxonomyError(f"{node.path} was merged; its labels now live on the target")
     if TaxonomyNode.objects.active().filter(level=node.level, key=node.key).exists():
-        raise TaxonomyError(f"a live node is already called {node.key!r}")
+        raise TaxonomyConflict(f"a live node is already called {node.key!r}")
     node.retired_at = None
     node.save(update_fields=["retired_at"])
     _record(action=TaxonomyAction.RESTORE, node=node, new=node.path, by=by)
@@ -248,7 +249,7 @@ def create_node(
     if parent is not None and _lock(parent.pk).is_retired:
         raise TaxonomyError(f"{parent.path} is retired")
     if TaxonomyNode.objects.active().filter(level=level, key=key).exists():
-        raise TaxonomyError(f"another {TaxonomyLevel(level).label} is already called {key!r}")
+        raise TaxonomyConflict(f"another {TaxonomyLevel(level).label} is already called {key!r}")
     node = TaxonomyNode.objects.create(level=level, key=key, name=name or key, parent=parent)
     _record(action=TaxonomyAction.CREATE, node=node, new=node.path, by=by)
     return node
@@ -268,3 +269,43 @@ def edit_node(
     if parent is not None and parent.pk != node.parent_id:
         node = move_node(node=node, new_parent=parent, by=by)
     return node
+
+
+class TreeNode(TypedDict):
+    id: int
+    key: str
+    name: str
+    retired: bool
+    merged_into: int | None
+    children: list[TreeNode]
+
+
+class Tree(TypedDict):
+    version: int
+    domains: list[TreeNode]
+
+
+def taxonomy_tree() -> Tree:
+    """The whole taxonomy as a tree (domains, categories, subcategories; retired nodes kept and
+    marked), with its current version, in two queries."""
+    nodes = list(
+        TaxonomyNode.objects.order_by("level", "key").values(
+            "id", "key", "name", "parent_id", "retired_at", "merged_into_id"
+        )
+    )
+    built: dict[int, TreeNode] = {
+        node["id"]: TreeNode(
+            id=node["id"],
+            key=node["key"],
+            name=node["name"],
+            retired=node["retired_at"] is not None,
+            merged_into=node["merged_into_id"],
+            children=[],
+        )
+        for node in nodes
+    }
+    roots: list[TreeNode] = []
+    for node in nodes:
+        parent = built.get(node["parent_id"]) if node["parent_id"] is not None else None
+        (parent["children"] if parent is not None else roots).append(built[node["id"]])
+    return Tree(version=TaxonomyChange.current_version(), domains=roots)

@@ -3,8 +3,6 @@ other: annotation.services.final_label.apply_judge_labels writes it."""
 
 from judging.services.runs import (
     PAIR_SELECTIONS,
-    BatchWillRetry,
-    JudgeRunError,
     JudgeSpec,
     cancel_run,
     get_judge,
@@ -15,8 +13,6 @@ from judging.services.runs import (
 
 __all__ = [
     "PAIR_SELECTIONS",
-    "BatchWillRetry",
-    "JudgeRunError",
     "JudgeSpec",
     "cancel_run",
     "get_judge",

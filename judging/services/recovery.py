@@ -8,11 +8,10 @@ A pending batch of an active run whose message the broker lost is sent again.
 from __future__ import annotations
 
 from judging.models import BatchStatus, JudgeBatch, RunStatus
-from judging.services.runs import release_dead_batch, resend_lost_batches
+from judging.services.runs import BATCH_TASK, release_dead_batch, resend_lost_batches
 from spavl_web.broker import TaskKey
 from spavl_web.jobs import lapsed, sent_before_grace
 
-BATCH_TASK = "judging.tasks.judge_batch"
 _ACTIVE_RUN = [RunStatus.QUEUED, RunStatus.RUNNING]
 
 

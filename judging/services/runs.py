@@ -25,7 +25,6 @@ from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from annotation.exceptions import DomainError
 from annotation.models import Pair
 from annotation.services.final_label import apply_judge_labels
 from judging.engine import (
@@ -37,6 +36,7 @@ from judging.engine import (
     error_verdict,
     load_judge,
 )
+from judging.exceptions import BatchWillRetry, JudgeRunError
 from judging.models import (
     BatchStatus,
     JudgeBackend,
@@ -47,7 +47,9 @@ from judging.models import (
     JudgeRun,
     RunStatus,
 )
-from spavl_web.jobs import heartbeat, lapsed
+from spavl_web.jobs import enqueue_on_commit, heartbeat, lapsed
+
+BATCH_TASK = "judging.tasks.judge_batch"
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +85,6 @@ _RUN_COUNTER_FIELDS = [
     "review_reason_counts",
 ]
 _TERMINAL_BATCH = [BatchStatus.DONE, BatchStatus.FAILED, BatchStatus.CANCELLED]
-
-
-class JudgeRunError(DomainError):
-    """A run cannot be started or changed as asked."""
-
-
-class BatchWillRetry(Exception):
-    """The engine failed on a whole batch; the task retries it (attempts are counted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,12 +238,10 @@ def start_run(
 
 def _enqueue(*, batch_ids: Iterable[int]) -> None:
     """Send one task per batch once the transaction commits, noting when (for the sweep)."""
-    from judging.tasks import judge_batch as judge_batch_task
-
     batch_ids = list(batch_ids)
     JudgeBatch.objects.filter(pk__in=batch_ids).update(enqueued_at=Now())
     for batch_id in batch_ids:
-        judge_batch_task.delay_on_commit(batch_id)  # type: ignore[attr-defined]  # Celery 5.4
+        enqueue_on_commit(BATCH_TASK, batch_id)
 
 
 def judge_batch(*, batch_id: int) -> JudgeBatch:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annotation.agreement.stats import (
+from annotation.services.agreement.stats import (
     CountedCell,
     cohens_kappa,
     fleiss_kappa,

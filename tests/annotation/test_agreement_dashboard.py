@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 from sklearn.metrics import cohen_kappa_score
 
-from annotation.agreement.dashboard import agreement_summary_for_export, build_dashboard
-from annotation.agreement.queries import AgreementSlice
-from annotation.agreement.stats import MIN_SLICE_N
+from annotation.services.agreement.dashboard import agreement_summary_for_export, build_dashboard
+from annotation.services.agreement.queries import AgreementSlice
+from annotation.services.agreement.stats import MIN_SLICE_N
 from tests.factories import (
     make_agreement_campaign,
     make_agreement_review,

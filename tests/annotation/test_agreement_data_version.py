@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 
-from annotation.agreement.cache import data_version
 from annotation.models import CampaignPair, DataVersion, Pair, Question, Review, TaxonomyNode
+from annotation.services.agreement.cache import data_version
 from annotation.services.assignment import claim_next_pair
 from judging.models import Judgement
 from tests.factories import (

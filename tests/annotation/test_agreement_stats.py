@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import cohen_kappa_score
 
-from annotation.agreement.stats import (
+from annotation.services.agreement.stats import (
     MIN_SLICE_N,
     TEMPERATURE_BOUNDS,
     Estimate,

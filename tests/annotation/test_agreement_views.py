@@ -11,8 +11,9 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
 
-from annotation.agreement.dashboard import flatten_dashboard
 from annotation.models import Review
+from annotation.services.agreement.dashboard import flatten_dashboard
+from annotation.views.agreement import spreadsheet_safe
 from tests.factories import (
     make_agreement_campaign,
     make_agreement_review,
@@ -144,10 +145,51 @@ def test_it_renders_only_the_results_for_htmx_filters(spavl_taxonomy, staff_admi
     assert b"<form" not in response.content
 
 
-def test_it_ignores_malformed_filters(spavl_taxonomy, staff_admin):
-    response = logged_in(staff_admin).get("/agreement/?node=x&week=nonsense&target=7")
-    assert response.status_code == 200
-    assert response.context["result"]["slice"]["taxonomy_node_id"] is None
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("node=x", "node"),
+        ("week=nonsense", "week"),
+        ("week=9999-W52", "week"),  # its Monday exists, its end does not: a 500 before
+        ("week=0000-W01", "week"),
+        ("target=7", "target"),
+        ("campaign=99999999999999999999", "campaign"),  # beyond bigint: a 500 before
+        ("reviewer=-1", "reviewer"),
+        ("question_type=nonsense", "question_type"),
+    ],
+)
+def test_every_agreement_surface_answers_400_naming_the_bad_filter(
+    spavl_taxonomy, staff_admin, query, field
+):
+    client = logged_in(staff_admin)
+    page = client.get(f"/agreement/?{query}")
+    fragment = client.get(f"/agreement/?{query}", HTTP_HX_REQUEST="true")
+    table = client.get(f"/agreement.csv?{query}")
+    api = client.get(f"/api/v1/agreement/?{query}")
+    assert (page.status_code, fragment.status_code) == (400, 200)  # htmx swaps 2xx only
+    for response in (page, fragment):
+        assert "These filters name no slice" in response.content.decode()
+        assert f"<code>{field}</code>" in response.content.decode()
+    assert table.status_code == 400 and field in table.content.decode()
+    assert api.status_code == 400 and field in api.json()
+
+
+def test_the_csv_cannot_carry_a_spreadsheet_formula(spavl_taxonomy, staff_admin):
+    hostile = [
+        User.objects.create_user("=HYPERLINK(1)"),
+        User.objects.create_user("@SUM(A1)"),
+        User.objects.create_user("+cmd"),
+        User.objects.create_user("-2+3"),
+    ]
+    seed(pairs=12, people=hostile)
+    rows = list(
+        csv.reader(io.StringIO(logged_in(staff_admin).get("/agreement.csv").content.decode()))
+    )
+    groups = {row[1] for row in rows[1:]}
+    assert {"'=HYPERLINK(1)", "'@SUM(A1)", "'+cmd", "'-2+3"} <= groups
+    assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row)
+    # Numbers stay numbers: a negative kappa is written as it is.
+    assert spreadsheet_safe(-0.25) == -0.25 and spreadsheet_safe("-0.25") == "'-0.25"
 
 
 def test_it_serves_slow_figures_stale_with_their_time_while_a_task_recomputes(

@@ -111,3 +111,60 @@ def test_the_claim_is_planned_once_per_connection_as_a_server_side_prepared_stat
     plans = claim_plans()
     assert 1 <= len(plans) <= 3
     assert sum(generic + custom for generic, custom in plans) == 3
+
+
+def test_twenty_identical_blind_verdicts_at_once_store_one_and_answer_no_500(
+    spavl_taxonomy, reviewer
+):
+    """A double-click, a retried request, two tabs: the same verdict posted 20 times at once
+    through the real view keeps one review, and every request gets a page, never a 500."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs real concurrent connections")
+    from django.test import Client
+    from django.urls import reverse
+
+    campaign = make_campaign(pairs=2, reviewers=[reviewer])
+    lease = claim_next_pair(campaign=campaign, reviewer=reviewer)
+    assert lease is not None
+    url = reverse("review:blind_verdict", args=[lease.pk])
+    start = threading.Barrier(20)
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def post(verdict: str) -> None:
+        try:
+            client = Client(raise_request_exception=False)
+            client.force_login(reviewer)
+            start.wait()
+            code = client.post(url, {"verdict": verdict}, HTTP_HX_REQUEST="true").status_code
+            with lock:
+                codes.append(code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=post, args=("left",)) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(codes) == 20 and set(codes) == {200}, Counter(codes)
+    [review] = Review.objects.filter(assignment=lease)
+    assert review.blind_verdict == lease.to_pair_side("left")
+
+
+def test_a_second_different_blind_verdict_is_refused_with_409(spavl_taxonomy, reviewer, client):
+    """htmx swaps only 2xx answers, so its fragment says why; a plain form POST gets 409."""
+    from django.urls import reverse
+
+    campaign = make_campaign(pairs=2, reviewers=[reviewer])
+    lease = claim_next_pair(campaign=campaign, reviewer=reviewer)
+    assert lease is not None
+    client.force_login(reviewer)
+    url = reverse("review:blind_verdict", args=[lease.pk])
+    assert client.post(url, {"verdict": "left"}, HTTP_HX_REQUEST="true").status_code == 200
+    by_htmx = client.post(url, {"verdict": "right"}, HTTP_HX_REQUEST="true")
+    plain = client.post(url, {"verdict": "right"})
+    assert (by_htmx.status_code, plain.status_code) == (200, 409)
+    assert "already revealed" in by_htmx.content.decode()
+    assert "already revealed" in plain.content.decode()
+    assert Review.objects.get(assignment=lease).blind_verdict == lease.to_pair_side("left")

@@ -122,22 +122,20 @@ def test_an_adjudicator_makes_the_pair_a_gold_pair(
     client, adjudication, adjudicator, django_assert_max_num_queries
 ):
     client.force_login(adjudicator)
-    url = reverse("annotation:adjudication_gold", args=[adjudication.pk])
+    url = reverse("adjudication:gold", args=[adjudication.pk])
     response = client.post(url, {"gold_verdict": "b"}, follow=True)
     campaign_pair = CampaignPair.objects.get(pk=adjudication.campaign_pair_id)
     assert (campaign_pair.is_gold, campaign_pair.gold_verdict) == (True, "b")
-    assert response.redirect_chain[-1][0] == reverse(
-        "annotation:adjudication", args=[adjudication.pk]
-    )
+    assert response.redirect_chain[-1][0] == reverse("adjudication:page", args=[adjudication.pk])
     html = response.content.decode()
     assert "is now a gold pair" in html and "known verdict <strong>response B better" in html
     with django_assert_max_num_queries(12):
-        client.get(reverse("annotation:adjudication", args=[adjudication.pk]))
+        client.get(reverse("adjudication:page", args=[adjudication.pk]))
 
 
 def test_a_gold_verdict_must_be_a_verdict(client, adjudication, adjudicator):
     client.force_login(adjudicator)
-    url = reverse("annotation:adjudication_gold", args=[adjudication.pk])
+    url = reverse("adjudication:gold", args=[adjudication.pk])
     response = client.post(url, {"gold_verdict": "left"})
     assert response.status_code == 422
     assert not CampaignPair.objects.get(pk=adjudication.campaign_pair_id).is_gold
@@ -148,6 +146,6 @@ def test_only_adjudicators_set_gold_verdicts(client, adjudication, reviewer, per
     user = reviewer if persona == "reviewer" else User.objects.create_user("plain")
     Group.objects.get_or_create(name="adjudicator")
     client.force_login(user)
-    url = reverse("annotation:adjudication_gold", args=[adjudication.pk])
+    url = reverse("adjudication:gold", args=[adjudication.pk])
     assert client.post(url, {"gold_verdict": "a"}).status_code == 404
     assert not CampaignPair.objects.get(pk=adjudication.campaign_pair_id).is_gold

@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 
-from annotation.demo import write_demo_dataset
-from annotation.demo_reviews import SimulatedCampaign, seed_simulated_campaign
+from annotation.demo.files import write_demo_dataset
+from annotation.demo.reviews import SimulatedCampaign, seed_simulated_campaign
 from annotation.models import (
     Adjudication,
     Campaign,

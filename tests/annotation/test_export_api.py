@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from annotation.models import ExportDefinition, ExportJob, ExportStatus
 from annotation.services.export import run_export_job
+from spavl_web.tokens import create_token
 from tests.factories import make_labelled_pair
 
 CREATE = "/api/v1/exports/"
@@ -88,7 +88,7 @@ def test_it_refuses_anonymous_users_and_reviewers_without_the_permission(
     as_reviewer, callbacks = _start(_client(reviewer), django_capture_on_commit_callbacks)
 
     assert anonymous.status_code in (401, 403)
-    assert as_reviewer.status_code == 403
+    assert as_reviewer.status_code == 404
     assert callbacks == []
     assert not ExportJob.objects.exists()
 
@@ -116,8 +116,8 @@ def test_it_hides_another_users_job_even_with_a_valid_token(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     job = _finished_job(exporter, definition, django_capture_on_commit_callbacks)
-    token = Token.objects.create(user=other_exporter)
-    client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, secret = create_token(user=other_exporter, name="theirs", scopes=["export"])
+    client = Client(HTTP_AUTHORIZATION=f"Token {secret}")
 
     assert client.get(f"{CREATE}{job.pk}/").status_code == 404
     assert client.get(f"{CREATE}{job.pk}/files/README.md").status_code == 404
@@ -191,3 +191,14 @@ def test_it_lists_the_export_endpoints_in_the_openapi_schema(staff_admin: User) 
 
     assert "/api/v1/exports/{job_id}/files/{name}" in schema
     assert "exports_create" in schema
+
+
+@pytest.mark.django_db
+def test_a_definition_without_formats_needs_a_format_and_says_so(
+    exporter: User, definition: ExportDefinition, django_capture_on_commit_callbacks: Any
+) -> None:
+    ExportDefinition.objects.filter(pk=definition.pk).update(formats=[])
+    response, callbacks = _start(_client(exporter), django_capture_on_commit_callbacks)
+    assert response.status_code == 400
+    assert "names no format" in response.json()["format"][0]
+    assert callbacks == [] and not ExportJob.objects.exists()

@@ -198,7 +198,10 @@ def test_it_exports_rlhf_json_whose_image_paths_resolve_under_the_image_root(
         extracted = tmp_path / "x" / split
         with tarfile.open(out / f"{split}-json.tar") as tar:
             tar.extractall(extracted, filter="data")
-        records = json.loads((extracted / f"{split}.json").read_text(encoding="utf-8"))
+        # These pairs have no question type: one list each, under SPA-VL-RLHF's config.
+        config = json.loads((extracted / f"config_{split}.json").read_text(encoding="utf-8"))
+        assert config == {"unknown": f"unknown_{split}.json"}
+        records = json.loads((extracted / config["unknown"]).read_text(encoding="utf-8"))
         assert isinstance(records, list)
         for record in records:
             assert set(record) == {"id", "image", "question", "chosen", "rejected"}

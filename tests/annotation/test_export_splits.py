@@ -134,7 +134,9 @@ def test_it_writes_byte_identical_files_for_the_same_definition_and_data(
     _seed_strata(groups_per_subcategory=5)
     first = _export(tmp_path, "again", split_seed=3)
     second = _export(tmp_path / "second", "again", split_seed=3)
-    third = _export(tmp_path / "third", "again", split_seed=4)
+    # Other seeds: with 5 groups per stratum one seed may place them as seed 3 does, by chance
+    # (whether it does depends on the subcategories' ids), so three are tried.
+    others = [_export(tmp_path / f"seed{seed}", "again", split_seed=seed) for seed in (4, 5, 6)]
 
     def hashes(out: Path) -> dict[str, str]:
         manifest = json.loads((out / "manifest.json").read_text())
@@ -142,7 +144,7 @@ def test_it_writes_byte_identical_files_for_the_same_definition_and_data(
 
     assert hashes(first) == hashes(second)
     assert (first / "manifest.json").read_bytes() == (second / "manifest.json").read_bytes()
-    assert _split_of_pairs(first) != _split_of_pairs(third)  # the seed matters
+    assert any(_split_of_pairs(first) != _split_of_pairs(other) for other in others)  # seeds matter
 
 
 @pytest.mark.django_db

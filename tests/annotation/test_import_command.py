@@ -33,7 +33,7 @@ def run_import(*args: str) -> tuple[str, str]:
 def test_it_prints_a_summary_and_writes_every_rejection_to_the_report(
     tmp_path: Path, settings: Any
 ) -> None:
-    settings.VAR_DIR = tmp_path / "var"
+    settings.IMPORT_REPORT_DIR = tmp_path / "var" / "import-reports"
     write_image_file(root=tmp_path, relative="a.jpg")
     rows = [{**BASE, "image": "a.jpg", "response": "one"}, {**BASE, "image": "../x.jpg"}]
     path = write_jsonl(path=tmp_path / "r.jsonl", rows=rows)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from annotation.exceptions import ImportFileError
 from annotation.models import Image, ImportBatch, ImportStatus, Pair, Question, Response
@@ -46,6 +48,59 @@ def test_it_imports_rlhf_json_pairs_with_taxonomy_from_the_image_path(tmp_path: 
     assert pair.question.text == " Q: 'Who?'"
     assert pair.question.subcategory == subcategory("hate")
     assert pair.response_a.text == "No."
+
+
+def test_it_takes_rlhf_json_question_types_from_spa_vl_rlhf_file_names(tmp_path: Path) -> None:
+    image = write_image_file(root=tmp_path, relative=f"{HATE_DIR}/1.jpg")
+    for keyword in ("easy", "hardq", "hardd", "other"):
+        row = {"id": 1, "image": image, "question": keyword, "chosen": "No.", "rejected": "Yes"}
+        path = write_json(path=tmp_path / f"{keyword}_train.json", value=[row])
+        import_file(path=path, import_format="rlhf-json")
+
+    assert dict(Question.objects.values_list("text", "question_type")) == {
+        "easy": "easy",
+        "hardq": "hardq",
+        "hardd": "hards",  # SPA-VL-RLHF's spelling in, ours stored
+        "other": "unknown",
+    }
+
+
+def test_the_question_type_option_wins_over_the_file_name(tmp_path: Path) -> None:
+    image = write_image_file(root=tmp_path, relative=f"{HATE_DIR}/1.jpg")
+    rows = [{"image": image, "question": "q", "chosen": "No.", "rejected": "Yes"}]
+    path = write_json(path=tmp_path / "easy_test.json", value=rows)
+
+    call_command(
+        "import_data", str(path), format="rlhf-json", question_type="hardd", stdout=StringIO()
+    )
+    with pytest.raises(ImportFileError, match="unknown question type 'hard'"):
+        import_file(path=path, import_format="rlhf-json", question_type="hard")
+
+    assert Question.objects.get().question_type == "hards"
+
+
+def test_it_keeps_rlhf_json_ids_as_source_ids_and_rejects_ids_of_other_kinds(
+    tmp_path: Path,
+) -> None:
+    image = write_image_file(root=tmp_path, relative=f"{HATE_DIR}/1.jpg")
+    ids: list[Any] = [233, "abc-7", None, 0, 1.5, True, ["1"], "x" * 201]
+    rows = [
+        {"id": value, "image": image, "question": f"q{n}", "chosen": "No.", "rejected": "Yes"}
+        for n, value in enumerate(ids)
+    ]
+    rows.append({"image": image, "question": "no id", "chosen": "No.", "rejected": "Yes"})
+    path = write_json(path=tmp_path / "easy_train.json", value=rows)
+
+    batch = import_file(path=path, import_format="rlhf-json")
+
+    stored = dict(Pair.objects.values_list("question__text", "source_id"))
+    assert stored == {"q0": "233", "q1": "abc-7", "q2": "", "q3": "0", "no id": ""}
+    assert {e["row"]: e["reason"] for e in batch.errors} == {
+        5: "field 'id' is a float, not an integer or text",
+        6: "field 'id' is a bool, not an integer or text",
+        7: "field 'id' is a list, not an integer or text",
+        8: "field 'id' is longer than 200 characters",
+    }
 
 
 def test_it_refuses_image_paths_that_leave_the_image_root(tmp_path: Path) -> None:

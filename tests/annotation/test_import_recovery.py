@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from annotation.demo import write_demo_dataset
+from annotation.demo.files import write_demo_dataset
 from annotation.models import ImportBatch, ImportStatus, Pair, Question, Response
 from annotation.services.recovery import recover_stalled_jobs
 from tests.workers import REPO, wait_for, worker_env

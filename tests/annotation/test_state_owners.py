@@ -185,19 +185,19 @@ def test_no_claim_path_hands_out_a_pair_once_the_reviewer_may_not_claim(
 ):
     campaign, lease = mid_review
     change(campaign, reviewer)
-    url = reverse(f"annotation:{action}", args=[lease.pk])
+    url = reverse(f"review:{action}", args=[lease.pk])
 
     response = client.post(url, {"verdict": "left"}, follow=action != "prefetch")
 
     assert response.status_code in (200, 204)
     assert Assignment.objects.filter(reviewer=reviewer).count() == 1  # nothing new claimed
     if action != "prefetch":
-        assert response.redirect_chain[-1][0] == reverse("annotation:home")
+        assert response.redirect_chain[-1][0] == reverse("review:home")
 
 
 def test_submit_and_next_still_claims_for_a_member_of_an_active_campaign(client, mid_review):
     campaign, lease = mid_review
-    client.post(reverse("annotation:submit", args=[lease.pk]), {"verdict": "left"})
+    client.post(reverse("review:submit", args=[lease.pk]), {"verdict": "left"})
     assert Assignment.objects.filter(campaign=campaign).count() == 2
 
 
@@ -348,7 +348,7 @@ def test_the_adjudication_page_refuses_a_second_decision(client, spavl_taxonomy,
     )
     decide_adjudication(adjudication=adjudication, verdict="b", by=adjudicator)
     client.force_login(adjudicator)
-    url = reverse("annotation:adjudication", args=[adjudication.pk])
+    url = reverse("adjudication:page", args=[adjudication.pk])
     page = client.post(url, {"verdict": "a"}, follow=True)
     assert "already decided" in page.content.decode()
     adjudication.refresh_from_db()
@@ -381,7 +381,7 @@ def test_the_confirm_page_names_the_response_the_judge_chose(
     give_blind_verdict(assignment=lease, verdict="left")
     client.force_login(reviewer)
 
-    page = client.get(reverse("annotation:assignment", args=[lease.pk])).content.decode()
+    page = client.get(reverse("review:assignment", args=[lease.pk])).content.decode()
 
     assert f"The judge prefers <strong>{expected}</strong>" in page
 
@@ -394,8 +394,7 @@ def test_the_image_add_page_does_not_fail(client, spavl_taxonomy, staff_admin):
 
 def test_a_full_review_page_shows_each_message_once(client, mid_review):
     campaign, lease = mid_review
-    # A second blind verdict is refused with a message, then the page is shown in full.
-    page = client.post(
-        reverse("annotation:blind_verdict", args=[lease.pk]), {"verdict": "left"}, follow=True
-    )
+    # A second, different blind verdict is refused with a message on the full page (409).
+    page = client.post(reverse("review:blind_verdict", args=[lease.pk]), {"verdict": "right"})
+    assert page.status_code == 409
     assert page.content.decode().count("already revealed") == 1

@@ -30,12 +30,12 @@ import pytest
 import yaml
 from django.conf import settings
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
-from annotation.demo import write_demo_dataset
+from annotation.demo.files import write_demo_dataset
 from annotation.models import Campaign, ExportDefinition
 from annotation.services.campaigns import CampaignRules, create_campaign
 from judging.models import JudgeRun, RunStatus
+from spavl_web.tokens import create_token
 from tests.test_demo import free_port
 from tests.workers import REPO, wait_for, worker_database_url
 
@@ -76,6 +76,8 @@ class Stack:
             "SECRET_KEY": secrets.token_urlsafe(50),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "CSRF_TRUSTED_ORIGINS": self.base,
+            # The test's requests stand in for the TLS proxy: they come from loopback.
+            "SPAVL_TRUSTED_PROXIES": "127.0.0.1",
             "POSTGRES_PASSWORD": "unused-the-test-database-is-local",
         }
         self.processes: dict[str, subprocess.Popen] = {}
@@ -274,9 +276,9 @@ def test_the_compose_services_run_a_full_cycle_over_http(stack, tmp_path, chromi
 
     # Export through the API and check every file against the manifest.
     ExportDefinition.objects.create(name="prod-shape", created_by=admin)
-    token = Token.objects.create(user=admin)
+    _, secret = create_token(user=admin, name="prod-shape export", scopes=["export"])
     api = https_opener()
-    api.addheaders += [("Authorization", f"Token {token.key}")]
+    api.addheaders += [("Authorization", f"Token {secret}")]
     start = urllib.request.Request(
         f"{stack.base}/api/v1/exports/",
         data=json.dumps({"definition": "prod-shape"}).encode(),
@@ -324,6 +326,12 @@ def review_in_browser(stack: Stack, chromium: Any, artifacts: Path) -> None:
         ),
     )
     page = context.new_page()
+    # The pages run under their Content-Security-Policy: nothing they do may be refused.
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     page.goto(f"{stack.base}/accounts/login/")
     page.fill("#id_username", "ops")
     page.fill("#id_password", PASSWORD)
@@ -349,7 +357,9 @@ def review_in_browser(stack: Stack, chromium: Any, artifacts: Path) -> None:
     page.screenshot(path=str(artifacts / "production-review-blind.png"), full_page=True)
     page.keyboard.press("b")  # the reveal shortcut, from review.js
     assert page.is_checked("#review .unblur-toggle")
-    page.wait_for_function(f"({image_filter})() === 'none'", timeout=5000)  # after the fade
+    # A function, not an expression: Playwright evals expressions, which the CSP forbids.
+    page.wait_for_function(f"() => ({image_filter})() === 'none'", timeout=5000)  # after fade
     page.keyboard.press("?")
     page.wait_for_selector("dialog#shortcuts[open]")
+    assert refused == []
     context.close()

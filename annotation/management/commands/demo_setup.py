@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from annotation.demo_reviews import SimulatedCampaign, seed_simulated_campaign
+from annotation.demo.reviews import SimulatedCampaign, seed_simulated_campaign
 from annotation.models import Campaign, ExportDefinition, Pair
 from annotation.services.campaigns import CampaignRules, create_campaign
 from judging.models import JudgeRun

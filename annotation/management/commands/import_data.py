@@ -6,13 +6,18 @@ from tqdm import tqdm
 
 from annotation.exceptions import ImportFileError
 from annotation.models import ImportBatch, ImportFormat
-from annotation.services.imports import import_file
+from annotation.services.imports import import_file, parse_column_map
+from annotation.services.imports.hf_parquet import UNKNOWN_TAXONOMY
+from annotation.services.imports.rlhf_json import QUESTION_TYPE_NAMES
 
 REJECTIONS_SHOWN = 100
 
 
 class Command(BaseCommand):
-    help = "Import SPA-VL data: parquet shards, RLHF JSON, eval JSON or responses JSONL."
+    help = (
+        "Import SPA-VL data (parquet shards, RLHF JSON, eval JSON, responses JSONL) or any"
+        " preference dataset through a column map (hf-parquet)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path, help="file, or folder of parquet shards")
@@ -20,6 +25,30 @@ class Command(BaseCommand):
         parser.add_argument("--image-root", type=Path, help="folder image paths are relative to")
         parser.add_argument("--split", default="", help="spavl-parquet: train, validation, test")
         parser.add_argument("--model", default="", help="eval-json: model name of the responses")
+        parser.add_argument(
+            "--question-type",
+            default="",
+            choices=sorted(QUESTION_TYPE_NAMES),
+            help="rlhf-json: the rows' question type (default: from the file name, easy_*.json)",
+        )
+        parser.add_argument(
+            "--map",
+            default="",
+            metavar="KEY=COLUMN,...",
+            help="hf-parquet: which column holds what, e.g. image=img,question=prompt,"
+            "chosen=chosen,rejected=rejected (docs/import-layouts.md)",
+        )
+        parser.add_argument(
+            "--taxonomy-map",
+            type=Path,
+            help='hf-parquet: JSON {"their category": "class1/class2/class3"} for category=COLUMN',
+        )
+        parser.add_argument(
+            "--unknown-taxonomy",
+            default="reject",
+            choices=UNKNOWN_TAXONOMY,
+            help="hf-parquet: reject a row whose taxonomy is unknown, or import it unlabelled",
+        )
         parser.add_argument("--report", type=Path, help="CSV of rejected rows (default: var/)")
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -30,12 +59,17 @@ class Command(BaseCommand):
             bar.reset(total=total or None)
 
         try:
+            column_map = parse_column_map(options["map"]) if options["map"] else None
             batch = import_file(
                 path=options["path"],
                 import_format=options["format"],
                 image_root=options["image_root"],
                 split=options["split"],
                 model_name=options["model"],
+                question_type=options["question_type"],
+                column_map=column_map,
+                taxonomy_map=options["taxonomy_map"],
+                unknown_taxonomy=options["unknown_taxonomy"],
                 report_path=options["report"],
                 progress=bar.update,
                 on_start=on_start,

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from annotation.demo import write_demo_dataset
+from annotation.demo.files import write_demo_dataset
 
 
 class Command(BaseCommand):

@@ -1,11 +1,15 @@
 """`rlhf-json` and `dpo-jsonl`: one tar per split with the records and an image folder.
 
-The tar holds ``images/class1/class2/class3/N.jpg`` (original bytes, the extension of the real
-format) and ``<split>.json`` (SPA-VL-RLHF: a JSON list of {id, image, question, chosen,
-rejected}, ``image`` relative to ``images/``) or ``<split>.jsonl`` (DPO: one {prompt, images,
-chosen, rejected} per line, ``images`` relative to the tar root). Images are streamed into the
-tar as rows arrive; the records go to a temporary file and are added last, since a tar member
-needs its size up front. Fixed owner, mode and mtime keep the tar byte-identical between runs.
+Both hold ``images/class1/class2/class3/N.jpg`` (original bytes, the extension of the real
+format). rlhf-json is laid out for SPA-VL-RLHF, whose ``load_data`` reads a config mapping
+keywords to JSON lists and concatenates the lists of the keywords asked for: one list of {id,
+image, question, chosen, rejected} per question type, ``<keyword>_<split>.json`` (keywords
+``easy``, ``hardq``, ``hardd``, and ``unknown`` for pairs of no known type), ``image`` relative
+to ``images/`` (its ``--image_folder``), and ``config_<split>.json`` naming the split's lists.
+dpo-jsonl holds ``<split>.jsonl``: one {prompt, images, chosen, rejected} per line, ``images``
+relative to the tar root. Images are streamed into the tar as rows arrive; the records go to
+temporary files added last, since a tar member needs its size up front. Fixed owner, mode and
+mtime keep the tar byte-identical between runs.
 """
 
 from __future__ import annotations
@@ -14,15 +18,52 @@ import io
 import json
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from tarfile import PAX_FORMAT
+from typing import IO, Any, cast
 
-from annotation.models import ExportFormat
+from annotation.models import ExportFormat, QuestionType
 from annotation.services.export.files import HashingSink
+from annotation.services.export.plan import ExportPlan
 from annotation.services.export.rows import ExportRow
+from annotation.services.export.spec import SPLITS
+from annotation.services.imports.rlhf_json import RLHF_KEYWORDS
 
 IMAGE_ROOT = "images"
+# SPA-VL-RLHF's order (its reward model's default --keywords), then pairs of unknown type.
+KEYWORDS = tuple(RLHF_KEYWORDS.values())
+
+
+def keyword_of(plan: ExportPlan, pair_id: int) -> str:
+    question_type = plan.question_types.get(pair_id, QuestionType.UNKNOWN)
+    return RLHF_KEYWORDS.get(question_type, RLHF_KEYWORDS[QuestionType.UNKNOWN])
+
+
+def keyword_counts(plan: ExportPlan, split: str) -> dict[str, int]:
+    """Records per keyword in one split of an rlhf-json plan, in load order, none empty."""
+    counts = Counter(
+        keyword_of(plan, pair_id)
+        for shard in plan.shards
+        if shard.split == split
+        for pair_id in shard.pair_ids
+    )
+    return {keyword: counts[keyword] for keyword in KEYWORDS if counts[keyword]}
+
+
+def records_name(keyword: str, split: str) -> str:
+    return f"{keyword}_{split}.json"
+
+
+def config_name(split: str) -> str:
+    return f"config_{split}.json"
+
+
+def data_path(name: str, *, data_root: str) -> str:
+    """A file of the unpacked export as the configs and commands name it."""
+    return f"{data_root.rstrip('/')}/{name}" if data_root else name
 
 
 def _member(name: str, size: int) -> tarfile.TarInfo:
@@ -35,10 +76,15 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def _record(row: ExportRow, *, export_format: str, separate: bool, provenance: bool) -> dict:
-    first, second = ("response_a", "response_b") if separate else ("chosen", "rejected")
-    if export_format == ExportFormat.RLHF_JSON:
-        record: dict[str, Any] = {"id": row.pair_id, "image": row.image_name}
+def _sides(separate: bool) -> tuple[str, str]:
+    return ("response_a", "response_b") if separate else ("chosen", "rejected")
+
+
+def _record(row: ExportRow, *, record_id: int | None, separate: bool, provenance: bool) -> dict:
+    """An rlhf-json record when ``record_id`` is given, else a dpo-jsonl one."""
+    first, second = _sides(separate)
+    if record_id is not None:
+        record: dict[str, Any] = {"id": record_id, "image": row.image_name}
         record |= {"question": row.question, first: row.first, second: row.second}
     else:
         record = {"prompt": row.question, "images": [f"{IMAGE_ROOT}/{row.image_name}"]}
@@ -54,6 +100,43 @@ def _record(row: ExportRow, *, export_format: str, separate: bool, provenance: b
     return record
 
 
+class _RecordFiles:
+    """The records of each tar member in a temporary file of its own: JSON lists or lines."""
+
+    def __init__(self, stack: ExitStack, *, scratch: Path, is_list: bool) -> None:
+        self._stack = stack
+        self._scratch = scratch
+        self._is_list = is_list
+        self._files: dict[str, IO[bytes]] = {}
+        self._written: Counter[str] = Counter()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._files
+
+    def open(self, name: str) -> IO[bytes]:
+        if name not in self._files:
+            # The stack closes it, whatever ruff's SIM115 thinks.
+            temporary = tempfile.TemporaryFile(dir=self._scratch)  # noqa: SIM115
+            handle = self._stack.enter_context(temporary)
+            handle.write(b"[" if self._is_list else b"")
+            self._files[name] = handle
+        return self._files[name]
+
+    def write(self, name: str, encoded: bytes) -> None:
+        handle = self.open(name)
+        if self._is_list:
+            handle.write(b",\n" if self._written[name] else b"\n")
+        handle.write(encoded if self._is_list else encoded + b"\n")
+        self._written[name] += 1
+
+    def add(self, tar: tarfile.TarFile, name: str) -> None:
+        handle = self._files[name]
+        handle.write(b"\n]\n" if self._is_list else b"")
+        size = handle.tell()
+        handle.seek(0)
+        tar.addfile(_member(name, size), handle)
+
+
 def write_archive_shard(
     sink: HashingSink,
     pages: Iterable[list[ExportRow]],
@@ -62,32 +145,65 @@ def write_archive_shard(
     export_format: str,
     provenance: bool,
     scratch: Path,
+    plan: ExportPlan,
+    data_root: str = "",
 ) -> int:
     """Write one split's tar to ``sink``; return the number of records."""
-    separate = split not in ("train", "validation", "test")
-    is_list = export_format == ExportFormat.RLHF_JSON
+    rlhf = export_format == ExportFormat.RLHF_JSON
     added: set[str] = set()
     rows = 0
-    with (
-        tempfile.TemporaryFile(dir=scratch) as records,
-        tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar,  # type: ignore[call-overload]
-    ):
-        records.write(b"[\n" if is_list else b"")
-        for page in pages:
-            for row in page:
-                if row.image_name not in added:
-                    added.add(row.image_name)
-                    info = _member(f"{IMAGE_ROOT}/{row.image_name}", len(row.image_bytes))
-                    tar.addfile(info, io.BytesIO(row.image_bytes))
-                record = _record(
-                    row, export_format=export_format, separate=separate, provenance=provenance
-                )
-                separator = b",\n" if is_list and rows else b""
-                records.write(separator + json.dumps(record, ensure_ascii=False).encode())
-                records.write(b"" if is_list else b"\n")
-                rows += 1
-        records.write(b"\n]\n" if is_list else b"")
-        size = records.tell()
-        records.seek(0)
-        tar.addfile(_member(f"{split}.{'json' if is_list else 'jsonl'}", size), records)
+    with ExitStack() as stack:
+        # tarfile only calls write() and tell(), which the sink has.
+        fileobj = cast(IO[bytes], sink)
+        tar = stack.enter_context(tarfile.open(fileobj=fileobj, mode="w", format=PAX_FORMAT))
+        records = _RecordFiles(stack, scratch=scratch, is_list=rlhf)
+        for row in (row for page in pages for row in page):
+            if row.image_name not in added:
+                added.add(row.image_name)
+                info = _member(f"{IMAGE_ROOT}/{row.image_name}", len(row.image_bytes))
+                tar.addfile(info, io.BytesIO(row.image_bytes))
+            _add_record(records, row, split=split, rlhf=rlhf, plan=plan, provenance=provenance)
+            rows += 1
+        if rlhf:
+            _add_rlhf_lists(tar, records, split=split, data_root=data_root)
+        else:
+            records.open(f"{split}.jsonl")
+            records.add(tar, f"{split}.jsonl")
     return rows
+
+
+def _add_record(
+    records: _RecordFiles,
+    row: ExportRow,
+    *,
+    split: str,
+    rlhf: bool,
+    plan: ExportPlan,
+    provenance: bool,
+) -> None:
+    separate = split not in SPLITS
+    if not rlhf:
+        record = _record(row, record_id=None, separate=separate, provenance=provenance)
+        records.write(f"{split}.jsonl", json.dumps(record, ensure_ascii=False).encode())
+        return
+    record_id = plan.record_ids.get(row.pair_id, row.pair_id)
+    record = _record(row, record_id=record_id, separate=separate, provenance=provenance)
+    # ASCII only: load_data opens the lists in the locale's encoding, whichever that is.
+    records.write(records_name(keyword_of(plan, row.pair_id), split), json.dumps(record).encode())
+
+
+def _add_rlhf_lists(
+    tar: tarfile.TarFile, records: _RecordFiles, *, split: str, data_root: str
+) -> None:
+    """The split's lists in keyword order and, for a training split, the config naming them
+    (from the lists written, so that a pair deleted since the plan never leaves a dangling
+    path)."""
+    config: dict[str, str] = {}
+    for keyword in KEYWORDS:
+        name = records_name(keyword, split)
+        if name in records:
+            records.add(tar, name)
+            config[keyword] = data_path(name, data_root=data_root)
+    if split in SPLITS:
+        encoded = (json.dumps(config, indent=4) + "\n").encode()
+        tar.addfile(_member(config_name(split), len(encoded)), io.BytesIO(encoded))

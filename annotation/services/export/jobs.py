@@ -39,7 +39,9 @@ from annotation.services.export.plan import (
 )
 from annotation.services.export.rows import ExportRow, iter_shard_pages
 from annotation.services.export.spec import ExportSpec, spec_from_definition, spec_from_json
-from spavl_web.jobs import heartbeat, lapsed
+from spavl_web.jobs import enqueue_on_commit, heartbeat, lapsed
+
+EXPORT_TASK = "annotation.tasks.run_export"
 
 ProgressCallback = Callable[[int, int], None]
 PROGRESS_EVERY_ROWS = 1000
@@ -85,10 +87,8 @@ def start_export_job(
 
 def send_export_job(*, job_id: int) -> None:
     """Send the job's task once the transaction commits, noting when (for the recovery sweep)."""
-    from annotation.tasks import run_export
-
     ExportJob.objects.filter(pk=job_id).update(enqueued_at=Now())
-    run_export.delay_on_commit(job_id)  # type: ignore[attr-defined]
+    enqueue_on_commit(EXPORT_TASK, job_id)
 
 
 def _claim(job_id: int) -> ExportJob | None:
@@ -203,6 +203,8 @@ def _write_shard(
                 export_format=job.format,
                 provenance=spec.include_provenance,
                 scratch=root,
+                plan=plan,
+                data_root=spec.rlhf_data_root,
             )
     return result[0]
 

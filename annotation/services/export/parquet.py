@@ -32,9 +32,18 @@ COLUMNS = {
     "test": ["image", "question", *CLASSES],
     "separate": ["image", "question", "response_a", "response_b", *CLASSES],
 }
+# ``provenance`` is JSON text: the source's other columns (the pair's, else its question's).
+SOURCE = ["source_id", "provenance"]
 PROVENANCE = {
-    "decided": ["pair_id", "final_label", "chosen_model", "rejected_model", "judge_p_chosen"],
-    "separate": ["pair_id", "final_label", "model_a", "model_b", "judge_p_a"],
+    "decided": [
+        "pair_id",
+        "final_label",
+        "chosen_model",
+        "rejected_model",
+        "judge_p_chosen",
+        *SOURCE,
+    ],
+    "separate": ["pair_id", "final_label", "model_a", "model_b", "judge_p_a", *SOURCE],
 }
 
 
@@ -88,6 +97,8 @@ ROW_FIELDS = {
     "model_b": "second_model",
     "judge_p_chosen": "judge_p_first",
     "judge_p_a": "judge_p_first",
+    "source_id": "source_id",
+    "provenance": "provenance",
 }
 
 

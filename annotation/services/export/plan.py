@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +49,9 @@ class ExportPlan:
     image_names: dict[int, str]
     class_keys: dict[int, tuple[str, str, str]]
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # rlhf-json only: each pair's question type (its file) and the ``id`` its record carries.
+    question_types: dict[int, str] = field(default_factory=dict)
+    record_ids: dict[int, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -60,6 +63,8 @@ class ExportPlan:
             "image_names": {str(k): v for k, v in self.image_names.items()},
             "class_keys": {str(k): list(v) for k, v in self.class_keys.items()},
             "counts": self.counts,
+            "question_types": {str(k): v for k, v in self.question_types.items()},
+            "record_ids": {str(k): v for k, v in self.record_ids.items()},
         }
 
     @classmethod
@@ -69,6 +74,8 @@ class ExportPlan:
             image_names={int(k): v for k, v in data["image_names"].items()},
             class_keys={int(k): (v[0], v[1], v[2]) for k, v in data["class_keys"].items()},
             counts=data["counts"],
+            question_types={int(k): v for k, v in data.get("question_types", {}).items()},
+            record_ids={int(k): v for k, v in data.get("record_ids", {}).items()},
         )
 
 
@@ -135,7 +142,14 @@ def _keyset(queryset: Any, fields: tuple[str, ...]) -> Iterator[tuple[Any, ...]]
 
 def build_export_plan(spec: ExportSpec, *, export_format: str) -> ExportPlan:
     """Group, split, order and shard the selected pairs; name every image."""
-    fields = ("pk", "final_label", "question__image_id", "question__subcategory_id")
+    fields = (
+        "pk",
+        "final_label",
+        "question__image_id",
+        "question__subcategory_id",
+        "question__question_type",
+        "source_id",
+    )
     selected = list(_keyset(select_export_pairs(spec), fields))
     image_ids = {row[2] for row in selected}
     images = {
@@ -157,7 +171,38 @@ def build_export_plan(spec: ExportSpec, *, export_format: str) -> ExportPlan:
     )
     for label in spec.separate_labels:
         by_split[label] = sorted(r[0] for r in selected if r[1] == label)
-    return _lay_out(by_split, selected, images, export_format=export_format)
+    plan = _lay_out(by_split, selected, images, export_format=export_format)
+    if export_format == ExportFormat.RLHF_JSON:
+        plan.question_types = {row[0]: row[4] for row in selected}
+        plan.record_ids = record_ids({row[0]: row[5] for row in selected})
+    return plan
+
+
+def record_ids(source_ids: dict[int, str]) -> dict[int, int]:
+    """The ``id`` of each pair's SPA-VL-RLHF record: its source id where that is an integer no
+    other record carries, else the pair id (SPA-VL-RLHF's DPO and PPO datasets read ``id`` as
+    a long). A pair falling back takes its pair id from any source id equal to it, which may
+    make that pair fall back in turn; a work list settles the chain in linear time."""
+    candidates = {pair_id: _integer_id(source) for pair_id, source in source_ids.items()}
+    uses = Counter(value for value in candidates.values() if value is not None)
+    owners = {value: p for p, value in candidates.items() if value is not None and uses[value] == 1}
+    kept = {p: value for value, p in owners.items()}
+    falling = [pair_id for pair_id in source_ids if pair_id not in kept]
+    while falling:
+        taken_from = owners.pop(falling.pop(), None)
+        if taken_from is not None:
+            del kept[taken_from]
+            falling.append(taken_from)
+    return {pair_id: kept.get(pair_id, pair_id) for pair_id in source_ids}
+
+
+def _integer_id(source_id: str) -> int | None:
+    """The source id as a 64-bit integer when it is one written plainly ("233", not "0233")."""
+    try:
+        value = int(source_id)
+    except ValueError:
+        return None
+    return value if str(value) == source_id and -(2**63) <= value < 2**63 else None
 
 
 def _lay_out(
@@ -193,7 +238,7 @@ def _lay_out(
 
 def _shards(split: str, ids: list[int], sizes: list[int], *, export_format: str) -> list[Shard]:
     if export_format != ExportFormat.SPAVL_PARQUET:
-        # One tar per split: the SPA-VL-RLHF loader reads one JSON list per split.
+        # One tar per split (its images, its records, and for rlhf-json its data config).
         extension = "json" if export_format == ExportFormat.RLHF_JSON else "jsonl"
         return [Shard(f"{split}-{extension}.tar", split, ids)] if ids else []
     limit = settings.EXPORT_SHARD_BYTES

@@ -7,6 +7,7 @@ fetch its bytes once. Memory holds one page: about 100 images.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,8 @@ NO_CLASS = ("", "", "")
 @dataclass(frozen=True, slots=True)
 class ExportRow:
     """One output row. For deciding labels ``first`` is the chosen response and ``second`` the
-    rejected one; for tie and both-unsafe rows they are responses A and B."""
+    rejected one; for tie and both-unsafe rows they are responses A and B. ``source_id`` and
+    ``provenance`` (JSON text: the pair's, else its question's) are read only when asked for."""
 
     pair_id: int
     final_label: str
@@ -40,6 +42,8 @@ class ExportRow:
     image_bytes: bytes
     image_name: str
     class_keys: tuple[str, str, str]
+    source_id: str = ""
+    provenance: str = "{}"
 
 
 def iter_shard_pages(
@@ -70,7 +74,7 @@ def _read_page(plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec) -
         "response_b__model_name",
     ]
     if spec.include_provenance:
-        fields.append("judge_p_a")
+        fields += ["judge_p_a", "source_id", "provenance", "question__provenance"]
     by_id = {row[0]: row for row in pairs.values_list(*fields)}
     image_bytes = _image_bytes(sorted({row[3] for row in by_id.values()}))
     return [_row(plan, by_id[pair_id], image_bytes) for pair_id in pair_ids if pair_id in by_id]
@@ -94,7 +98,7 @@ def _image_bytes(image_ids: list[int]) -> dict[int, bytes]:
 def _row(plan: ExportPlan, row: tuple[Any, ...], image_bytes: dict[int, bytes]) -> ExportRow:
     (pair_id, label, chosen, image_id, subcategory_id, question, text_a, text_b) = row[:8]
     model_a, model_b = row[8], row[9]
-    p_a = row[10] if len(row) > 10 else None
+    p_a, source_id, pair_provenance, question_provenance = row[10:] or (None, "", {}, {})
     swap = label not in (FinalLabel.TIE, FinalLabel.BOTH_UNSAFE) and chosen == "b"
     return ExportRow(
         pair_id=pair_id,
@@ -108,4 +112,11 @@ def _row(plan: ExportPlan, row: tuple[Any, ...], image_bytes: dict[int, bytes]) 
         image_bytes=image_bytes[image_id],
         image_name=plan.image_names[image_id],
         class_keys=plan.class_keys.get(subcategory_id, NO_CLASS),
+        source_id=source_id,
+        provenance=_json_text(pair_provenance or question_provenance),
     )
+
+
+def _json_text(value: dict[str, Any]) -> str:
+    # Sorted keys: jsonb keeps no order of its own, and the same rows give the same bytes.
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -39,6 +39,9 @@ class ExportSpec:
     near_duplicate_distance: int = 4
     formats: tuple[str, ...] = (str(ExportFormat.SPAVL_PARQUET),)
     include_provenance: bool = False
+    # rlhf-json: the absolute folder the tars will be unpacked into, so that the data configs
+    # name absolute paths; empty: paths relative to that folder, where the commands run.
+    rlhf_data_root: str = ""
 
     def __post_init__(self) -> None:
         _check_subset("final_labels", self.final_labels, [str(x) for x in DECIDING_LABELS])
@@ -53,6 +56,8 @@ class ExportSpec:
             raise ExportDefinitionError("min_judge_confidence must be between 0.5 and 1")
         if not 0 <= self.near_duplicate_distance <= 16:
             raise ExportDefinitionError("near_duplicate_distance must be between 0 and 16")
+        if not _is_data_root(self.rlhf_data_root):
+            raise ExportDefinitionError("rlhf_data_root must be empty or an absolute path")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -65,6 +70,11 @@ class ExportSpec:
         """Non-deciding labels written to their own file instead of being dropped."""
         modes = {FinalLabel.TIE: self.tie_mode, FinalLabel.BOTH_UNSAFE: self.both_unsafe_mode}
         return tuple(str(label) for label, mode in modes.items() if mode == "separate")
+
+
+def _is_data_root(root: object) -> bool:
+    """Empty, or an absolute path without control characters (the card puts it in commands)."""
+    return isinstance(root, str) and (not root or (root.startswith("/") and root.isprintable()))
 
 
 def _check_subset(name: str, values: tuple[str, ...], allowed: Any) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,16 +28,18 @@ from django.utils import timezone
 from annotation.exceptions import ImageRejected, ImportFileError
 from annotation.models import Image, ImportBatch, ImportStatus
 from annotation.services.images import inspect_image
+from annotation.services.imports.files import open_regular
 from annotation.services.imports.orm import write_rows_orm
 from annotation.services.imports.postgres import write_rows_postgresql
-from annotation.services.imports.readahead import read_ahead
+from annotation.services.imports.readahead import ReadStalled, read_ahead
 from annotation.services.imports.rows import BadRow, ImportRow, NewImage
 
 CHUNK_SIZE = 2000
-# New image bytes a chunk may hold before it is written (rows of stored images hold none).
+# Bytes (new images' and every row's text) a chunk may hold before it is written.
 CHUNK_IMAGE_BYTES = 32 << 20
-# Image bytes the reader thread may hold ahead of the writer.
+# Bytes the reader thread may hold ahead of the writer; a row counts its text and this much more.
 READ_AHEAD_BYTES = 16 << 20
+ROW_OVERHEAD_BYTES = 512
 BATCH_ERRORS_KEPT = 100
 ImageMeta = tuple[str, int, int, int]  # format, width, height, dhash
 Progress = Callable[[int], None]
@@ -54,19 +58,56 @@ class WriteRows(Protocol):
     ) -> tuple[list[bool], dict[str, int]]: ...
 
 
-def file_digest(files: Iterable[Path]) -> str:
+def file_digest(files: Iterable[Path], progress: Callable[[], None] | None = None) -> str:
     """SHA-256 of the files' bytes in order (one file, or the sorted shards of a folder)."""
     digest = hashlib.sha256()
     for path in files:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             while block := handle.read(1 << 20):
                 digest.update(block)
+                if progress is not None:
+                    progress()
     return digest.hexdigest()
+
+
+class FileDigest:
+    """:func:`file_digest` in a daemon thread, so hashing a large file overlaps the import.
+
+    :meth:`result` gives up (returns "") once the hashing has made no progress for ``stall_s``:
+    a read hung on a network file system must not hang the import, nor keep the process alive.
+    """
+
+    def __init__(self, files: Iterable[Path]) -> None:
+        self._value = ""
+        self._error: BaseException | None = None
+        self._progress_at = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._run, args=(list(files),), name="import-digest", daemon=True
+        )
+        self._thread.start()
+
+    def result(self, *, stall_s: float) -> str:
+        while self._thread.is_alive():
+            self._thread.join(min(stall_s, 1.0))
+            if self._thread.is_alive() and time.monotonic() - self._progress_at > stall_s:
+                return ""
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def _run(self, files: list[Path]) -> None:
+        try:
+            self._value = file_digest(files, progress=self._advance)
+        except BaseException as error:  # raised by result(), in the importing thread
+            self._error = error
+
+    def _advance(self) -> None:
+        self._progress_at = time.monotonic()
 
 
 def default_report_path(batch: ImportBatch) -> Path:
     stamp = batch.started_at.strftime("%Y%m%dT%H%M%S")
-    return Path(settings.VAR_DIR) / "import-reports" / f"import-{batch.pk}-{stamp}.csv"
+    return Path(settings.IMPORT_REPORT_DIR) / f"import-{batch.pk}-{stamp}.csv"
 
 
 def rows_writer() -> WriteRows:
@@ -100,16 +141,16 @@ class ChunkWriter:
     def prepare(self, item: ImportRow | BadRow) -> int:
         """Run by the reader thread: drop stored images' bytes, check new images once.
 
-        Returns the bytes the row still holds. ``image_ids`` only grows, and only with images
-        already written, so a row whose bytes are dropped here never needs them again.
+        Returns the bytes the row still holds, roughly. ``image_ids`` only grows, and only with
+        images already written, so a row whose bytes are dropped here never needs them again.
         """
         if not isinstance(item, ImportRow):
-            return 0
+            return ROW_OVERHEAD_BYTES
         if item.image_sha256 in self.image_ids:
             item.image = b""
         elif item.image_sha256 not in self._image_checks:
             self._image_checks[item.image_sha256] = self._inspect(item.image)
-        return len(item.image)
+        return len(item.image) + _text_bytes(item)
 
     def hold(self, item: ImportRow | BadRow) -> bool:
         """Add a row to the chunk; True when the chunk is full and should be written."""
@@ -120,6 +161,7 @@ class ChunkWriter:
                 self._chunk_bytes += len(item.image)
             # One copy per new image is kept above; a row needs its SHA-256, not its bytes.
             item.image = b""
+            self._chunk_bytes += _text_bytes(item)
         self._chunk.append(item)
         return len(self._chunk) >= CHUNK_SIZE or self._chunk_bytes >= CHUNK_IMAGE_BYTES
 
@@ -236,6 +278,11 @@ class ChunkWriter:
         return check
 
 
+def _text_bytes(row: ImportRow) -> int:
+    texts = sum(len(text) for _, text in row.responses)
+    return ROW_OVERHEAD_BYTES + len(row.question) + len(row.image_name) + texts
+
+
 def start_batch(*, file_name: str, import_format: str, split: str, by: User | None) -> ImportBatch:
     return ImportBatch.objects.create(
         file_name=file_name[:500],
@@ -278,9 +325,16 @@ def run_rows(
     report_path.parent.mkdir(parents=True, exist_ok=True)
     with report_path.open("w", encoding="utf-8", newline="") as report:
         writer = ChunkWriter(batch=batch, report=report)
-        for item in read_ahead(rows, prepare=writer.prepare, max_bytes=READ_AHEAD_BYTES):
-            if writer.hold(item):
-                _flush(writer, progress)
+        stall_s = settings.IMPORT_READ_TIMEOUT_S
+        read = read_ahead(rows, prepare=writer.prepare, max_bytes=READ_AHEAD_BYTES, stall_s=stall_s)
+        try:
+            for item in read:
+                if writer.hold(item):
+                    _flush(writer, progress)
+        except ReadStalled as error:
+            raise ImportFileError(
+                f"reading stalled: {error} (SPAVL_IMPORT_READ_TIMEOUT_S); the rows before were kept"
+            ) from error
         _flush(writer, progress)
     save_counts(batch, writer.counts, finished=True)
     return batch
@@ -297,4 +351,4 @@ def _flush(writer: ChunkWriter, progress: Progress | None) -> None:
         progress(done)
 
 
-__all__ = ["ImportFileError", "file_digest", "run_rows", "start_batch"]
+__all__ = ["FileDigest", "ImportFileError", "file_digest", "run_rows", "start_batch"]

@@ -2,7 +2,7 @@
 
 Rows have no image unless an ``image`` path (relative to the image root) is given; otherwise a
 placeholder picture is made per question and stored with ``is_placeholder``. The model name is
-the row's ``model``, else the ``--model`` option, else unknown. The list is loaded whole.
+the row's ``model``, else the ``--model`` option, else unknown. The list is read one row at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from annotation.exceptions import RowRejected
 from annotation.services.images import placeholder_image_bytes
-from annotation.services.imports.jsonfile import load_json_list
+from annotation.services.imports.jsonfile import check_json_list, json_list_rows
 from annotation.services.imports.rows import (
     BadRow,
     ImportRow,
@@ -32,16 +32,17 @@ class EvalJsonSource:
     def __init__(
         self, *, path: Path, image_root: Path | None, model_name: str, taxonomy: TaxonomyResolver
     ) -> None:
+        check_json_list(path)
         self.files = [path]
-        self._records = load_json_list(path)
+        self._path = path
         self._root = image_root or path.parent
         self._model_name = model_name
         self._taxonomy = taxonomy
-        self.total: int | None = len(self._records)
+        self.total: int | None = None
 
     def rows(self) -> Iterator[ImportRow | BadRow]:
-        for index, value in enumerate(self._records):
-            yield self._row(index + 1, value)
+        for row in json_list_rows(self._path):
+            yield row if isinstance(row, BadRow) else self._row(*row)
 
     def _row(self, number: int, value: Any) -> ImportRow | BadRow:
         try:

@@ -92,6 +92,7 @@ def _create_questions(
                 question_type=row.question_type,
                 subcategory_id=row.subcategory_id,
                 import_batch=batch,
+                provenance={} if row.is_pair else row.provenance,
             )
     Question.objects.bulk_create(pending.values())
     ids.update({key: question.pk for key, question in pending.items()})
@@ -134,13 +135,13 @@ def _create_pairs(
     *,
     batch: ImportBatch,
 ) -> list[bool]:
-    wanted: list[tuple[int, int, int] | None] = []
+    wanted: list[tuple[int, int, int, ImportRow] | None] = []
     for question_id, row in zip(row_questions, rows, strict=True):
         if not row.is_pair:
             wanted.append(None)
             continue
         chosen, rejected = (response_ids[(question_id, *key)] for key in row.response_keys)
-        wanted.append((question_id, chosen, rejected))
+        wanted.append((question_id, chosen, rejected, row))
     question_set = {w[0] for w in wanted if w}
     found = Pair.objects.filter(question_id__in=question_set).values_list(
         "response_a_id", "response_b_id"
@@ -149,24 +150,30 @@ def _create_pairs(
     pending: list[Pair] = []
     created = []
     for want in wanted:
-        is_new = want is not None and frozenset(want[1:]) not in existing
+        is_new = want is not None and frozenset(want[1:3]) not in existing
         created.append(is_new)
         if want is not None and is_new:
-            existing.add(frozenset(want[1:]))
+            existing.add(frozenset(want[1:3]))
             pending.append(_imported_pair(*want, batch=batch))
     Pair.objects.bulk_create(pending)
     return created
 
 
-def _imported_pair(question_id: int, chosen: int, rejected: int, *, batch: ImportBatch) -> Pair:
+def _imported_pair(
+    question_id: int, chosen: int, rejected: int, row: ImportRow, *, batch: ImportBatch
+) -> Pair:
     # Imports set the initial label directly (no FinalLabelChange row): the source decided it.
+    # An unlabelled pair arrives as a sampled one would be made: no order, no label.
+    labelled = row.pair_labelled
     return Pair(
         question_id=question_id,
         response_a_id=chosen,
         response_b_id=rejected,
-        origin=PairOrigin.IMPORTED,
+        origin=PairOrigin.IMPORTED if labelled else PairOrigin.SAMPLED,
         import_batch=batch,
-        final_label=FinalLabel.IMPORTED,
-        final_chosen=Side.A,
-        final_label_at=timezone.now(),
+        final_label=FinalLabel.IMPORTED if labelled else FinalLabel.NONE,
+        final_chosen=Side.A if labelled else "",
+        final_label_at=timezone.now() if labelled else None,
+        source_id=row.source_id,
+        provenance=row.provenance,
     )

@@ -55,10 +55,10 @@ FAST_TOAST_COMPRESSION = (
 IMAGE_LOOKUP = _statement("SELECT sha256, id FROM {table} WHERE sha256 = ANY(%b::varchar[])", Image)
 QUESTION_INSERT = _statement(
     "INSERT INTO {table} (created_at, import_batch_id, taxonomy_version, image_id, text,"
-    " text_sha256, question_type, subcategory_id)"
+    " text_sha256, question_type, subcategory_id, provenance)"
     " SELECT %s, %s, 0, u.* FROM json_to_recordset(%s::json)"
     " AS u(image_id bigint, text text, text_sha256 varchar, question_type varchar,"
-    " subcategory_id bigint)"
+    " subcategory_id bigint, provenance jsonb)"
     " ON CONFLICT (image_id, text_sha256) DO NOTHING RETURNING image_id, text_sha256, id",
     Question,
 )
@@ -86,10 +86,13 @@ RESPONSE_LOOKUP = _statement(
 )
 # The conflict target is the pair_unique_responses index: {a, b} in either order.
 PAIR_INSERT = _statement(
-    "INSERT INTO {table} (created_at, final_label_at, import_batch_id, origin, final_label,"
-    " final_chosen, question_id, response_a_id, response_b_id)"
-    " SELECT %s, %s, %s, %s, %s, %s, u.* FROM json_to_recordset(%s::json)"
-    " AS u(question_id bigint, response_a_id bigint, response_b_id bigint)"
+    "INSERT INTO {table} (created_at, import_batch_id, question_id, response_a_id,"
+    " response_b_id, origin, final_label, final_chosen, final_label_at, source_id, provenance)"
+    " SELECT %s, %s, u.question_id, u.response_a_id, u.response_b_id, u.origin, u.final_label,"
+    " u.final_chosen, CASE WHEN u.final_label = '' THEN NULL ELSE %s END, u.source_id,"
+    " u.provenance FROM json_to_recordset(%s::json)"
+    " AS u(question_id bigint, response_a_id bigint, response_b_id bigint, origin varchar,"
+    " final_label varchar, final_chosen varchar, source_id varchar, provenance jsonb)"
     " ON CONFLICT ((LEAST(response_a_id, response_b_id)),"
     " (GREATEST(response_a_id, response_b_id))) DO NOTHING"
     " RETURNING response_a_id, response_b_id, id",
@@ -172,6 +175,7 @@ def _insert_questions(
             "text_sha256": sha,
             "question_type": str(row.question_type),
             "subcategory_id": row.subcategory_id,
+            "provenance": {} if row.is_pair else row.provenance,
         }
         for (image_id, sha), row in first.items()
     ]
@@ -227,7 +231,7 @@ def _insert_pairs(
     now: datetime,
 ) -> list[bool]:
     wanted: list[frozenset[int] | None] = []
-    pending: dict[frozenset[int], dict[str, int]] = {}
+    pending: dict[frozenset[int], dict[str, Any]] = {}
     for question_id, row in zip(row_questions, rows, strict=True):
         if not row.is_pair:
             wanted.append(None)
@@ -235,15 +239,27 @@ def _insert_pairs(
         chosen, rejected = (response_ids[(question_id, *key)] for key in row.response_keys)
         key = frozenset((chosen, rejected))
         wanted.append(key)
-        pending.setdefault(
-            key, {"question_id": question_id, "response_a_id": chosen, "response_b_id": rejected}
-        )
+        pending.setdefault(key, _pair_record(row, question_id, chosen, rejected))
     if not pending:
         return [False] * len(rows)
-    labels = [PairOrigin.IMPORTED.value, FinalLabel.IMPORTED.value, PairSide.A.value]
-    params = [now, now, batch.pk, *labels, _json(list(pending.values()))]
+    params = [now, batch.pk, now, _json(list(pending.values()))]
     created = {frozenset(key) for key in _fetch_ids(cursor, PAIR_INSERT, params)}
     return _first_created(wanted, created)
+
+
+def _pair_record(row: ImportRow, question_id: int, chosen: int, rejected: int) -> dict[str, Any]:
+    # An unlabelled pair arrives as a sampled one would be made: no order, no label.
+    labelled = row.pair_labelled
+    return {
+        "question_id": question_id,
+        "response_a_id": chosen,
+        "response_b_id": rejected,
+        "origin": PairOrigin.IMPORTED.value if labelled else PairOrigin.SAMPLED.value,
+        "final_label": FinalLabel.IMPORTED.value if labelled else FinalLabel.NONE.value,
+        "final_chosen": PairSide.A.value if labelled else "",
+        "source_id": row.source_id,
+        "provenance": row.provenance,
+    }
 
 
 def _json(records: list[dict[str, Any]]) -> str:

@@ -3,16 +3,23 @@
 Reading a parquet row group, hashing each row's image and decoding new images with Pillow mostly
 run outside the GIL, as does waiting on PostgreSQL: on two cores the reader and the writer
 overlap. What the reader holds ahead is bounded in bytes, so memory stays flat in the file size.
+A reader that yields nothing for ``stall_s`` (a read hung on a network file system) ends the
+import with :class:`ReadStalled`; its thread, stuck in the read, is left behind as a daemon.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
+
+
+class ReadStalled(TimeoutError):
+    """The reader produced nothing for the allowed time."""
 
 
 class _Buffer(Generic[Item]):
@@ -27,7 +34,11 @@ class _Buffer(Generic[Item]):
 
 
 def read_ahead(
-    rows: Iterator[Item], *, prepare: Callable[[Item], int], max_bytes: int
+    rows: Iterator[Item],
+    *,
+    prepare: Callable[[Item], int],
+    max_bytes: int,
+    stall_s: float | None = None,
 ) -> Iterator[Item]:
     """Yield ``rows`` in order, read by a thread up to ``max_bytes`` ahead.
 
@@ -40,13 +51,18 @@ def read_ahead(
         target=_read, args=(rows, prepare, buffer), name="import-reader", daemon=True
     )
     reader.start()
+    stalled = False
     try:
-        yield from _drain(buffer)
+        yield from _drain(buffer, stall_s)
+    except ReadStalled:
+        stalled = True
+        raise
     finally:
         with buffer.changed:
             buffer.closed = True
             buffer.changed.notify_all()
-        reader.join()
+        if not stalled:
+            reader.join()
 
 
 def _read(rows: Iterator[Item], prepare: Callable[[Item], int], buffer: _Buffer[Item]) -> None:
@@ -70,11 +86,15 @@ def _read(rows: Iterator[Item], prepare: Callable[[Item], int], buffer: _Buffer[
             buffer.changed.notify_all()
 
 
-def _drain(buffer: _Buffer[Item]) -> Iterator[Item]:
+def _drain(buffer: _Buffer[Item], stall_s: float | None) -> Iterator[Item]:
     while True:
         with buffer.changed:
+            deadline = None if stall_s is None else time.monotonic() + stall_s
             while not buffer.items and not buffer.finished:
-                buffer.changed.wait()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise ReadStalled(f"nothing was read for {stall_s:g} s")
+                buffer.changed.wait(left)
             if not buffer.items:
                 if buffer.error is not None:
                     raise buffer.error

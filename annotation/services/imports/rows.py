@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -17,6 +18,7 @@ from django.conf import settings
 
 from annotation.exceptions import RowRejected
 from annotation.models import QuestionType, TaxonomyNode, text_digest
+from annotation.services.imports.files import open_regular
 from annotation.services.taxonomy import subcategory_index
 
 MODEL_NAME_MAX = 200
@@ -26,7 +28,10 @@ MODEL_NAME_MAX = 200
 class ImportRow:
     """One good row: an image, its question and zero, one or two responses.
 
-    With ``is_pair`` the two responses are (chosen, rejected) as the source decided.
+    With ``is_pair`` the two responses make a pair: (chosen, rejected) as the source decided, or,
+    without ``pair_labelled``, two responses nobody has compared yet. ``source_id`` and
+    ``provenance`` (the source's other columns, JSON-ready) go on the pair, or on the question
+    of a row that makes none.
     """
 
     number: int
@@ -37,7 +42,10 @@ class ImportRow:
     question_type: str = QuestionType.UNKNOWN
     responses: tuple[tuple[str, str], ...] = ()  # (model name, text)
     is_pair: bool = False
+    pair_labelled: bool = True
     image_is_placeholder: bool = False
+    source_id: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
     image_sha256: str = field(init=False)
     question_sha256: str = field(init=False)
     response_keys: tuple[tuple[str, str], ...] = field(init=False)  # (model name, text SHA-256)
@@ -46,8 +54,8 @@ class ImportRow:
         self.image_sha256 = hashlib.sha256(self.image).hexdigest()
         self.question_sha256 = text_digest(self.question)
         self.response_keys = tuple((model, text_digest(text)) for model, text in self.responses)
-        if self.is_pair and self.responses[0] == self.responses[1]:
-            raise RowRejected("chosen and rejected are the same response")
+        if self.is_pair and self.response_keys[0] == self.response_keys[1]:
+            raise RowRejected("the pair's two responses are the same response")
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,8 @@ def _folder_parts(head: str) -> tuple[str, ...]:
 
 
 def read_image_file(*, root: Path, relative: str) -> bytes:
-    """Bytes of an image under ``root``; paths escaping it (``..``, absolute, symlinks) refused."""
+    """Bytes of an image under ``root``; paths escaping it (``..``, absolute, symlinks) refused,
+    and so is anything but a regular file (a FIFO would block the import for ever)."""
     if not relative:
         raise RowRejected("empty image path")
     pure = PurePosixPath(relative)
@@ -167,15 +176,19 @@ def read_image_file(*, root: Path, relative: str) -> bytes:
     target = (base / relative).resolve()
     if not target.is_relative_to(base):
         raise RowRejected(f"image path {relative!r} leaves the image root")
+    limit = settings.IMAGE_MAX_BYTES
     try:
-        size = target.stat().st_size
-        if size > settings.IMAGE_MAX_BYTES:
-            raise RowRejected(f"image is {size} bytes, above {settings.IMAGE_MAX_BYTES}")
-        return target.read_bytes()
+        with open_regular(target) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            # One byte past the limit at most, in case the file grew since fstat.
+            data = handle.read(limit + 1) if size <= limit else b""
     except FileNotFoundError as error:
         raise RowRejected(f"image file {relative!r} not found") from error
     except OSError as error:
         raise RowRejected(f"image file {relative!r} cannot be read: {error}") from error
+    if max(size, len(data)) > limit:
+        raise RowRejected(f"image is {max(size, len(data))} bytes, above {limit}")
+    return data
 
 
 def chosen_rejected(record: Mapping[str, Any]) -> tuple[tuple[str, str], tuple[str, str]]:

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 
 from annotation.models import FinalLabel, FinalLabelChange, Pair, PairOrigin
 from annotation.services.final_label import apply_judge_labels
+from judging.exceptions import JudgeRunError
 from judging.models import (
     BatchStatus,
     JudgeBatch,
@@ -20,7 +21,6 @@ from judging.models import (
     RunStatus,
 )
 from judging.services import (
-    JudgeRunError,
     cancel_run,
     judge_batch,
     start_run,
