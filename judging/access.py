@@ -1,6 +1,6 @@
 """Every access gate of the judging app, on the roles of spavl_web.roles: judge watchers see the
-runs, judge operators start and cancel them. Everyone else gets 404, as for every other object
-a user may not see."""
+runs (judge and generation runs), judge operators start and cancel them. Everyone else gets
+404, as for every other object a user may not see."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from judging.models import JudgeRun
+from judging.models import GenerationRun, JudgeRun
 from spavl_web.roles import AnyUser, is_judge_operator, is_judge_watcher
 
 
@@ -22,6 +22,12 @@ def access_judge_run(*, user: AnyUser, run_id: int) -> JudgeRun:
     return get_object_or_404(
         JudgeRun.objects.select_related("configuration", "started_by"), pk=run_id
     )
+
+
+def access_generation_run(*, user: AnyUser, run_id: int) -> GenerationRun:
+    """Generation runs are seen and managed by the same roles as judge runs."""
+    access_judge_runs(user=user)
+    return get_object_or_404(GenerationRun.objects.select_related("started_by"), pk=run_id)
 
 
 def can_manage_judge_runs(*, user: AnyUser) -> bool:

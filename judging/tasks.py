@@ -1,4 +1,5 @@
-"""Thin Celery tasks: take ids, call a service. Routed to the `judge` queue in settings."""
+"""Thin Celery tasks: take ids, call a service. Routed to the `judge` and `generate` queues in
+settings."""
 
 from __future__ import annotations
 
@@ -20,3 +21,16 @@ from judging.exceptions import BatchWillRetry
 def judge_batch(batch_id: int) -> str:
     batch = services.judge_batch(batch_id=batch_id)
     return f"batch {batch.pk}: {batch.status}"
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(BatchWillRetry,),
+    max_retries=None,
+    retry_backoff=5,
+    retry_backoff_max=120,
+)
+def generate_batch(batch_id: int) -> str:
+    batch = services.run_generation_batch(batch_id=batch_id)
+    return f"generation batch {batch.pk}: {batch.status}"

@@ -316,7 +316,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"judging.tasks.judge_batch": {"queue": "judge"}}
+CELERY_TASK_ROUTES = {
+    "judging.tasks.judge_batch": {"queue": "judge"},
+    "judging.tasks.generate_batch": {"queue": "generate"},
+}
 # A batch must finish well inside the visibility timeout, or Redis hands it to a second worker.
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("SPAVL_TASK_SOFT_TIME_LIMIT", 30 * 60)
 CELERY_TASK_TIME_LIMIT = env_int("SPAVL_TASK_TIME_LIMIT", CELERY_TASK_SOFT_TIME_LIMIT + 60)

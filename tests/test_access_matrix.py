@@ -25,7 +25,7 @@ from annotation.models import (
     ImportBatch,
 )
 from annotation.services.assignment import claim_next_pair
-from judging.models import JudgeBackend, JudgeRun
+from judging.models import GenerationRun, JudgeBackend, JudgeRun
 from spavl_web.tokens import create_token
 from tests.factories import make_campaign
 
@@ -97,6 +97,10 @@ def _run(world: dict[str, Any]) -> list[object]:
     return [world["run"].pk]
 
 
+def _generation(world: dict[str, Any]) -> list[object]:
+    return [world["generation"].pk]
+
+
 def _job(world: dict[str, Any]) -> list[object]:
     return [world["job"].pk]
 
@@ -136,6 +140,10 @@ ROUTES: dict[str, Route] = {
     "judging:run": Route("get", JUDGE_WATCHERS, _run),
     "judging:start": Route("post", JUDGE_OPERATORS),
     "judging:cancel": Route("post", JUDGE_OPERATORS, _run),
+    "judging:generation": Route("get", JUDGE_WATCHERS),
+    "judging:generation_start": Route("post", JUDGE_OPERATORS),
+    "judging:generation_run": Route("get", JUDGE_WATCHERS, _generation),
+    "judging:generation_cancel": Route("post", JUDGE_OPERATORS, _generation),
     "api:schema": Route("get", SIGNED_IN),
     "api:docs": Route("get", SIGNED_IN),
     "api:redoc": Route("get", SIGNED_IN),
@@ -244,6 +252,9 @@ def world(spavl_taxonomy, reviewer, other_reviewer, adjudicator, staff_admin, tm
         "adjudication": adjudication,
         "job": job,
         "run": run,
+        "generation": GenerationRun.objects.create(
+            requested_models=[{"model": "baseline:cautious", "revision": ""}], sampling={}
+        ),
         "import": ImportBatch.objects.create(
             file_name="x.parquet", sha256="", format="spavl-parquet", started_by=staff_admin
         ),
@@ -301,4 +312,4 @@ def test_a_missing_object_is_404_even_for_an_admin(client, world):
         response = getattr(client, route.method)(url)
         assert response.status_code == 404, (name, response.status_code)
         checked += 1
-    assert checked == 32
+    assert checked == 34

@@ -113,7 +113,15 @@ def _command(service: dict) -> list[str]:
 
 def test_every_compose_service_has_a_health_check():
     services = _compose()["services"]
-    assert set(services) == {"web", "worker", "beat", "judge-worker", "postgres", "redis"}
+    assert set(services) == {
+        "web",
+        "worker",
+        "beat",
+        "judge-worker",
+        "generate-worker",
+        "postgres",
+        "redis",
+    }
     assert all("healthcheck" in service for service in services.values())
 
 
@@ -124,7 +132,7 @@ def test_the_web_service_runs_gunicorn_on_a_real_wsgi_application():
     assert callable(getattr(importlib.import_module(module), attribute))
 
 
-@pytest.mark.parametrize("name", ["worker", "judge-worker"])
+@pytest.mark.parametrize("name", ["worker", "judge-worker", "generate-worker"])
 def test_each_worker_runs_the_project_celery_app_on_queues_that_receive_tasks(name):
     words = _command(_compose()["services"][name])
     assert words[:4] == ["celery", "-A", "spavl_web", "worker"]
@@ -147,11 +155,16 @@ def test_beat_schedules_the_recovery_sweep_on_a_queue_a_worker_listens_to():
     assert settings.CELERY_TASK_DEFAULT_QUEUE in worker_queues.split(",")
 
 
-def test_only_the_judge_worker_reserves_a_gpu_and_listens_on_the_judge_queue():
+@pytest.mark.parametrize(
+    ("name", "queue"), [("judge-worker", "judge"), ("generate-worker", "generate")]
+)
+def test_only_the_gpu_workers_reserve_a_gpu_each_on_its_own_queue(name, queue):
     services = _compose()["services"]
-    judge = services["judge-worker"]
-    assert judge["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
-    assert "judge" in _command(judge)[_command(judge).index("-Q") + 1].split(",")
+    worker = services[name]
+    assert worker["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    assert _command(worker)[_command(worker).index("-Q") + 1].split(",") == [queue]
+    assert _command(worker)[_command(worker).index("-c") + 1] == "1"  # one process per GPU
+    assert worker["build"]["args"]["EXTRAS"] == "judge"  # torch and transformers
     assert "deploy" not in services["worker"]
 
 

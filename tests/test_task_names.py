@@ -9,11 +9,14 @@ import pytest
 from annotation.services.agreement.cache import REFRESH_TASK
 from annotation.services.export.jobs import EXPORT_TASK
 from annotation.services.imports.jobs import IMPORT_TASK
+from judging.services.generation import GENERATE_TASK
 from judging.services.runs import BATCH_TASK
 from spavl_web.jobs import registered_task
 
 
-@pytest.mark.parametrize("name", [EXPORT_TASK, BATCH_TASK, REFRESH_TASK, IMPORT_TASK])
+@pytest.mark.parametrize(
+    "name", [EXPORT_TASK, BATCH_TASK, REFRESH_TASK, IMPORT_TASK, GENERATE_TASK]
+)
 def test_every_task_a_service_sends_is_registered(name):
     assert registered_task(name).name == name
 

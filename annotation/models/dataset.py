@@ -18,6 +18,7 @@ from django.db.models.functions import Greatest, Least
 __all__ = [
     "FinalLabel",
     "FinalLabelChange",
+    "FinishReason",
     "Image",
     "ImageFormat",
     "ImportBatch",
@@ -257,6 +258,11 @@ class LabelChange(models.Model):
         return f"question {self.question_id}: {self.old_subcategory_id} → {self.new_subcategory_id}"
 
 
+class FinishReason(models.TextChoices):
+    STOP = "stop", "stopped"
+    LENGTH = "length", "truncated at max new tokens"
+
+
 class Response(models.Model):
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="responses")
     model_name = models.CharField(max_length=200, blank=True, help_text="Empty when unknown.")
@@ -265,11 +271,39 @@ class Response(models.Model):
     import_batch = models.ForeignKey(
         "ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
     )
+    # Provenance of a generated response (empty for imported ones): what generated it, which
+    # of its samples per question it is, and the generation's own numbers. Database defaults
+    # keep the importers' raw INSERTs, which name only the columns they fill, working.
+    generation_configuration = models.ForeignKey(
+        "judging.GenerationConfiguration",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="responses",
+    )
+    sample_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    tokens_in = models.PositiveIntegerField(null=True, blank=True)
+    tokens_out = models.PositiveIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(
+        max_length=8, choices=FinishReason.choices, blank=True, default="", db_default=""
+    )
+    generation_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["question", "model_name", "text_sha256"], name="response_unique_text"
+            ),
+            # One response per question, configuration and sample: a re-run creates nothing.
+            models.UniqueConstraint(
+                fields=["question", "generation_configuration", "sample_index"],
+                condition=Q(generation_configuration__isnull=False),
+                name="response_unique_generation",
+            ),
+            models.CheckConstraint(
+                condition=Q(generation_configuration__isnull=True, sample_index__isnull=True)
+                | Q(generation_configuration__isnull=False, sample_index__isnull=False),
+                name="response_generated_has_sample_index",
             ),
         ]
 
@@ -400,6 +434,7 @@ class ImportFormat(models.TextChoices):
     EVAL_JSON = "eval-json", "HarmEval/HelpEval JSON"
     RESPONSES_JSONL = "responses-jsonl", "responses JSONL"
     HF_PARQUET = "hf-parquet", "any preference dataset (parquet or JSONL, column mapping)"
+    GENERATED_QUESTIONS = "generated-questions", "questions written by a model"
 
 
 class ImportStatus(models.TextChoices):

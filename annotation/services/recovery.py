@@ -6,7 +6,7 @@ by ``manage.py recover_jobs``. Per kind of job:
 - export jobs: running with a lapsed lease (worker killed, out of memory) are sent again and
   resume from their last finished shard, or fail with the reason once they used
   ``EXPORT_MAX_ATTEMPTS``; queued ones whose message the broker lost are sent again;
-- judge batches: see ``judging.services.recovery``;
+- judge and generation batches: see ``judging.services.recovery``;
 - imports: a batch whose importing process stopped heartbeating is marked failed with the
   rows done so far (running the import again is idempotent); a queued one (an API import)
   whose message the broker lost is sent again.
@@ -27,7 +27,7 @@ from django.utils import timezone
 from annotation.models import ExportJob, ExportStatus, ImportBatch, ImportStatus
 from annotation.services.export.jobs import EXPORT_TASK, send_export_job
 from annotation.services.imports.jobs import IMPORT_TASK, send_import
-from judging.services.recovery import recover_judge_batches
+from judging.services.recovery import recover_generation_batches, recover_judge_batches
 from spavl_web.broker import TaskKey, live_tasks
 from spavl_web.jobs import lapsed, sent_before_grace
 
@@ -44,6 +44,8 @@ class RecoveryReport:
     imports_resent: list[int] = field(default_factory=list)
     batches_resent: list[int] = field(default_factory=list)
     batches_given_up: list[int] = field(default_factory=list)
+    generation_batches_resent: list[int] = field(default_factory=list)
+    generation_batches_given_up: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(vars(self).values())
@@ -58,6 +60,9 @@ def recover_stalled_jobs() -> RecoveryReport:
     report.imports_failed = _fail_dead_imports()
     report.imports_resent = _resend_imports(live=live)
     report.batches_resent, report.batches_given_up = recover_judge_batches(live=live)
+    report.generation_batches_resent, report.generation_batches_given_up = (
+        recover_generation_batches(live=live)
+    )
     cache.set(LAST_SWEEP_KEY, timezone.now().isoformat(), timeout=None)
     if report:
         logger.warning("recovery sweep: %s", report)

@@ -34,7 +34,7 @@ from django.contrib.auth.models import User
 from annotation.demo.files import write_demo_dataset
 from annotation.models import Campaign, ExportDefinition
 from annotation.services.campaigns import CampaignRules, create_campaign
-from judging.models import JudgeRun, RunStatus
+from judging.models import GenerationRun, JudgeRun, RunStatus
 from spavl_web.tokens import create_token
 from tests.test_demo import free_port
 from tests.workers import REPO, wait_for, worker_database_url
@@ -42,7 +42,7 @@ from tests.workers import REPO, wait_for, worker_database_url
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-APP_SERVICES = ["web", "worker", "judge-worker", "beat"]
+APP_SERVICES = ["web", "worker", "judge-worker", "generate-worker", "beat"]
 CONTAINER_VAR = "/var/lib/spavl"  # the Dockerfile's SPAVL_VAR_DIR and the volumes' root
 PASSWORD = "prod-shape-password-1"
 
@@ -241,10 +241,38 @@ def test_the_compose_services_run_a_full_cycle_over_http(stack, tmp_path, chromi
         str(tmp_path / "data"),
         "--no-progress",
     )
-    stack.manage("make_pairs", "--seed", "0")
+    opener = log_in(stack, "ops")
+
+    # Two more "models" answer every question from the generation page, on the generate worker
+    # (torch-free baseline styles: the compose service is the one a GPU model would run on).
+    post_form(
+        opener,
+        stack,
+        "/judging/generation/start/",
+        token_from="/judging/generation/",
+        models="baseline:cautious\nbaseline:helpful",
+        questions="missing",
+        samples="1",
+        max_new_tokens="64",
+        temperature="0",
+        top_p="1",
+        seed="0",
+    )
+
+    def generated() -> bool:
+        generation = GenerationRun.objects.order_by("pk").last()
+        return generation is not None and not generation.is_active
+
+    wait_for(generated, timeout=90)
+    generation = GenerationRun.objects.get()
+    assert (generation.status, generation.created, generation.failed) == (
+        RunStatus.FINISHED,
+        24,
+        0,
+    ), generation.error
+    stack.manage("make_pairs", "--seed", "0", "--per-question", "3")
 
     # Judge from the judge page; the judge worker (baseline backend) does the work.
-    opener = log_in(stack, "ops")
     post_form(
         opener,
         stack,

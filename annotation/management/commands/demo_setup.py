@@ -91,6 +91,18 @@ class Command(BaseCommand):
         call_command(
             "judge", "--backend", "baseline", "--pairs", "unjudged", "--wait", stdout=self.stdout
         )
+        # A finished generation run for the generation page: a torch-free stand-in answers the
+        # hard statements (its responses are not paired, so the review data stays as it was).
+        call_command(
+            "generate",
+            "responses",
+            "--model",
+            "baseline:terse",
+            "--question-type",
+            "hards",
+            "--wait",
+            stdout=self.stdout,
+        )
 
     def _export_definitions(self) -> None:
         admin = User.objects.get(username="admin")

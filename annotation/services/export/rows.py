@@ -1,14 +1,15 @@
 """Read the rows of one shard, a page of pairs at a time, with each image's original bytes.
 
 Pages are fetched by primary key from the plan's sorted id list (two plain queries each, no
-server-side cursor, so PgBouncer's transaction pooling is fine). Pairs sharing an image in a page
-fetch its bytes once. Memory holds one page: about 100 images.
+server-side cursor, so PgBouncer's transaction pooling is fine; a third, with provenance, for
+the configurations of generated responses). Pairs sharing an image in a page fetch its bytes
+once. Memory holds one page: about 100 images.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.db.models import OuterRef, Subquery
 from annotation.models import FinalLabel, Image, Pair
 from annotation.services.export.plan import ExportPlan
 from annotation.services.export.spec import ExportSpec
-from judging.models import Judgement, JudgementStatus
+from judging.models import GenerationConfiguration, Judgement, JudgementStatus
 
 PAGE_ROWS = 100
 NO_CLASS = ("", "", "")
@@ -29,7 +30,9 @@ NO_CLASS = ("", "", "")
 class ExportRow:
     """One output row. For deciding labels ``first`` is the chosen response and ``second`` the
     rejected one; for tie and both-unsafe rows they are responses A and B. ``source_id`` and
-    ``provenance`` (JSON text: the pair's, else its question's) are read only when asked for."""
+    ``provenance`` (JSON text: the pair's, else its question's, with ``generation``: what made
+    each of the two responses, null for an imported one, where one was generated) are read
+    only when asked for."""
 
     pair_id: int
     final_label: str
@@ -75,9 +78,57 @@ def _read_page(plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec) -
     ]
     if spec.include_provenance:
         fields += ["judge_p_a", "source_id", "provenance", "question__provenance"]
+        fields += [f"response_{side}__{name}" for side in "ab" for name in GENERATION_FIELDS]
     by_id = {row[0]: row for row in pairs.values_list(*fields)}
     image_bytes = _image_bytes(sorted({row[3] for row in by_id.values()}))
-    return [_row(plan, by_id[pair_id], image_bytes) for pair_id in pair_ids if pair_id in by_id]
+    generations = _generation_configurations(by_id.values()) if spec.include_provenance else {}
+    return [
+        _row(plan, by_id[pair_id], image_bytes, generations)
+        for pair_id in pair_ids
+        if pair_id in by_id
+    ]
+
+
+# A generated response's provenance, exported beside the pair's (a response: see Response).
+GENERATION_FIELDS = [
+    "generation_configuration_id",
+    "sample_index",
+    "tokens_in",
+    "tokens_out",
+    "finish_reason",
+    "generation_seconds",
+]
+_GENERATION_START = 14  # where the two responses' GENERATION_FIELDS start in a row
+
+
+def _generation_configurations(
+    rows: Iterable[tuple[Any, ...]],
+) -> dict[int, GenerationConfiguration]:
+    width = len(GENERATION_FIELDS)
+    ids = {
+        row[start]
+        for row in rows
+        for start in (_GENERATION_START, _GENERATION_START + width)
+        if row[start] is not None
+    }
+    return GenerationConfiguration.objects.in_bulk(ids) if ids else {}
+
+
+def _generation_of(
+    values: Sequence[Any], configurations: dict[int, GenerationConfiguration]
+) -> dict[str, Any] | None:
+    """What made a generated response (None for an imported one)."""
+    if values[0] is None:
+        return None
+    configuration = configurations[values[0]]
+    return {
+        "model_id": configuration.model_id,
+        "model_revision": configuration.model_revision,
+        "dtype": configuration.dtype,
+        "prompt_version": configuration.prompt_version,
+        "config": configuration.config,
+        **dict(zip(GENERATION_FIELDS[1:], values[1:], strict=True)),
+    }
 
 
 def _image_bytes(image_ids: list[int]) -> dict[int, bytes]:
@@ -95,11 +146,24 @@ def _image_bytes(image_ids: list[int]) -> dict[int, bytes]:
         return {image_id: bytes(data) for image_id, data in cursor.fetchall()}
 
 
-def _row(plan: ExportPlan, row: tuple[Any, ...], image_bytes: dict[int, bytes]) -> ExportRow:
+def _row(
+    plan: ExportPlan,
+    row: tuple[Any, ...],
+    image_bytes: dict[int, bytes],
+    generations: dict[int, GenerationConfiguration],
+) -> ExportRow:
     (pair_id, label, chosen, image_id, subcategory_id, question, text_a, text_b) = row[:8]
     model_a, model_b = row[8], row[9]
-    p_a, source_id, pair_provenance, question_provenance = row[10:] or (None, "", {}, {})
+    p_a, source_id, pair_provenance, question_provenance = row[10:14] or (None, "", {}, {})
     swap = label not in (FinalLabel.TIE, FinalLabel.BOTH_UNSAFE) and chosen == "b"
+    provenance = dict(pair_provenance or question_provenance)
+    if len(row) > _GENERATION_START:
+        width = len(GENERATION_FIELDS)
+        made_a = _generation_of(row[_GENERATION_START : _GENERATION_START + width], generations)
+        made_b = _generation_of(row[_GENERATION_START + width :], generations)
+        if made_a or made_b:
+            # In the row's own order: the chosen response first where the label decides.
+            provenance["generation"] = [made_b, made_a] if swap else [made_a, made_b]
     return ExportRow(
         pair_id=pair_id,
         final_label=label,
@@ -113,7 +177,7 @@ def _row(plan: ExportPlan, row: tuple[Any, ...], image_bytes: dict[int, bytes]) 
         image_name=plan.image_names[image_id],
         class_keys=plan.class_keys.get(subcategory_id, NO_CLASS),
         source_id=source_id,
-        provenance=_json_text(pair_provenance or question_provenance),
+        provenance=_json_text(provenance),
     )
 
 
