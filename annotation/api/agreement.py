@@ -150,6 +150,28 @@ class SafetySerializer(serializers.Serializer[Any]):
     cut = serializers.FloatField()
 
 
+class FamilyGroupSerializer(serializers.Serializer[Any]):
+    pairs = serializers.IntegerField()
+    compared = serializers.IntegerField()
+    agreement = MeasuresSerializer()
+
+
+class SelfPreferenceSerializer(serializers.Serializer[Any]):
+    judge = FigureSerializer()
+    people = FigureSerializer()
+    both_own = serializers.IntegerField()
+
+
+class OwnFamilyRowSerializer(serializers.Serializer[Any]):
+    configuration_id = serializers.IntegerField()
+    configuration = serializers.CharField()
+    family = serializers.CharField()
+    own = FamilyGroupSerializer()
+    other = FamilyGroupSerializer()
+    other_unknown = serializers.IntegerField()
+    self_preference = SelfPreferenceSerializer()
+
+
 class FreshnessSerializer(serializers.Serializer[Any]):
     as_of = serializers.CharField()
     version = serializers.CharField()
@@ -188,6 +210,7 @@ class DashboardSerializer(serializers.Serializer[Any]):
     anchoring = AnchoringSerializer()
     calibration = CalibrationSerializer()
     safety = SafetySerializer()
+    own_family = OwnFamilyRowSerializer(many=True)
 
 
 def _filter_parameters() -> list[OpenApiParameter]:

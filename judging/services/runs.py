@@ -37,6 +37,7 @@ from judging.engine import (
     load_judge,
 )
 from judging.exceptions import BatchWillRetry, JudgeRunError
+from judging.families import model_family
 from judging.models import (
     BatchStatus,
     JudgeBackend,
@@ -141,8 +142,12 @@ def get_judge(*, spec: JudgeSpec) -> Judge:
 
 
 def get_or_create_configuration(*, judge: Judge, max_pixels: int) -> JudgeConfiguration:
+    """The configuration of the loaded judge, with its model family; a configuration recorded
+    before families were (its family read from the id alone, or not at all) gets the loaded
+    model's when it had none."""
     info = judge.info
-    configuration, _ = JudgeConfiguration.objects.get_or_create(
+    family = model_family(info.model_id, _model_type_of(judge))
+    configuration, created = JudgeConfiguration.objects.get_or_create(
         backend=info.backend,
         model_id=info.model_id,
         model_revision=info.model_revision,
@@ -150,8 +155,19 @@ def get_or_create_configuration(*, judge: Judge, max_pixels: int) -> JudgeConfig
         prompt_version=info.prompt_version,
         dtype=info.dtype,
         max_pixels=max_pixels,
+        defaults={"model_family": family},
     )
+    if not created and family and not configuration.model_family:
+        configuration.model_family = family
+        configuration.save(update_fields=["model_family"])
     return configuration
+
+
+def _model_type_of(judge: Judge) -> str:
+    """The loaded model's transformers model_type, "" for the baseline. JudgeInfo does not
+    carry it; the transformers judge's runner holds the model, and the model its config."""
+    model = getattr(getattr(judge, "runner", None), "model", None)
+    return str(getattr(getattr(model, "config", None), "model_type", "") or "")
 
 
 def configurations_matching(*, spec: JudgeSpec) -> QuerySet[JudgeConfiguration]:

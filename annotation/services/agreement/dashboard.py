@@ -20,6 +20,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from annotation.services.agreement import queries
+from annotation.services.agreement.figures import figure, measures, proportion
+from annotation.services.agreement.own_family import own_family_rows
 from annotation.services.agreement.queries import VERDICTS, AgreementSlice
 from annotation.services.agreement.results import (
     Anchoring,
@@ -56,9 +58,7 @@ from annotation.services.agreement.stats import (
     fit_temperature,
     many_rater_measures_from_profiles,
     reliability_bins,
-    two_rater_measures_from_counts,
     wilson_interval,
-    withhold_small_slice,
 )
 from annotation.services.taxonomy import SPAVL_TAXONOMY_FILE
 
@@ -66,21 +66,6 @@ SPAVL_OVERALL = UnsafeRates(chosen=11.7, rejected=42.23)  # SPA-VL Table 1, unsa
 DEFAULT_TARGET = 0.9
 RELIABILITY_BINS = 20  # over [0, 1]; the judge's confidence lives in the upper ten
 UNCATEGORISED = "(no category)"
-
-
-def figure(result: Estimate, *, min_n: int = MIN_SLICE_N) -> Figure:
-    shown = withhold_small_slice(result=result, min_n=min_n)
-    return Figure(
-        estimate=shown.estimate,
-        n=shown.n,
-        low=shown.low,
-        high=shown.high,
-        withheld=shown.withheld,
-    )
-
-
-def proportion(*, k: int, n: int) -> Figure:
-    return figure(wilson_interval(k=k, n=n))
 
 
 def build_dashboard(*, slice_: AgreementSlice, target: float = DEFAULT_TARGET) -> Dashboard:
@@ -97,6 +82,7 @@ def build_dashboard(*, slice_: AgreementSlice, target: float = DEFAULT_TARGET) -
             anchoring=_anchoring(reviewers),
             calibration=_calibration(queries.calibration_rows(), target=target),
             safety=_safety(queries.safety_rows(), names=names),
+            own_family=own_family_rows(slice_=slice_),
         )
         queries.drop_slice()
     return result
@@ -198,15 +184,6 @@ def _counts(rows: list[tuple[Any, ...]]) -> Counts:
 # Judge vs people ------------------------------------------------------------------------------
 
 
-def _measures(cells: list[CountedCell]) -> Measures:
-    measures = two_rater_measures_from_counts(cells=cells, categories=VERDICTS)
-    return Measures(
-        percent=figure(measures["percent"]),
-        kappa=figure(measures["kappa"]),
-        ac1=figure(measures["ac1"]),
-    )
-
-
 def _judge_vs_people(rows: list[tuple[Any, ...]], *, names: dict[int, str]) -> JudgeVsPeople:
     raw = [CountedCell(a=j, b=h, count=n) for _, j, h, _, _, n in rows]
     control = [CountedCell(a=j, b=h, count=n) for _, j, h, ctrl, _, n in rows if ctrl]
@@ -220,15 +197,15 @@ def _judge_vs_people(rows: list[tuple[Any, ...]], *, names: dict[int, str]) -> J
     for cell in raw:
         confusion[(cell.a, cell.b)] += cell.count
     return JudgeVsPeople(
-        raw=_measures(raw),
-        control=_measures(control),
-        weighted=_measures(weighted),
+        raw=measures(raw),
+        control=measures(control),
+        weighted=measures(weighted),
         confusion={
             "verdicts": list(VERDICTS),
             "rows": [[confusion[(j, h)] for h in VERDICTS] for j in VERDICTS],
         },
         by_category=[
-            CategoryMeasures(category=name, **_measures(cells))
+            CategoryMeasures(category=name, **measures(cells))
             for name, cells in sorted(by_category.items())
         ],
     )
@@ -240,12 +217,12 @@ def _judge_vs_people(rows: list[tuple[Any, ...]], *, names: dict[int, str]) -> J
 def _people_vs_people(
     profiles: list[tuple[Any, ...]], reviewers: list[tuple[Any, ...]]
 ) -> PeopleVsPeople:
-    measures = many_rater_measures_from_profiles(
+    found = many_rater_measures_from_profiles(
         profiles=[((a, b, tie, unsafe), units) for a, b, tie, unsafe, units in profiles]
     )
     return PeopleVsPeople(
-        alpha=figure(measures["alpha"]),
-        fleiss=figure(measures["fleiss"]),
+        alpha=figure(found["alpha"]),
+        fleiss=figure(found["fleiss"]),
         reviewers=[_reviewer(row) for row in reviewers],
     )
 
@@ -442,8 +419,8 @@ def flatten_dashboard(result: Dashboard) -> list[dict[str, object]]:
         add("counts", "", name, {"estimate": value, "n": value})
     judge = result["judge_vs_people"]
     estimates = {"raw": judge["raw"], "control": judge["control"], "weighted": judge["weighted"]}
-    for estimate, measures in estimates.items():
-        for measure, fig in _measure_items(measures):
+    for estimate, of_estimate in estimates.items():
+        for measure, fig in _measure_items(of_estimate):
             add("judge_vs_people", estimate, measure, fig)
     for by_category in judge["by_category"]:
         for measure, fig in _measure_items(by_category):
@@ -482,6 +459,15 @@ def flatten_dashboard(result: Dashboard) -> list[dict[str, object]]:
     add("safety", "overall", "rejected_unsafe", safety["overall"]["rejected"])
     for rates in safety["by_category"]:
         add("safety", rates["category"], "rejected_unsafe", rates["rejected"])
+    for row in result["own_family"]:
+        group = f"configuration {row['configuration_id']} ({row['family']})"
+        for side in ("own", "other"):
+            pairs = row[side]["pairs"]
+            add("own_family", group, f"{side}_family_pairs", {"estimate": pairs, "n": pairs})
+            for measure, fig in _measure_items(row[side]["agreement"]):
+                add("own_family", group, f"{side}_family_{measure}", fig)
+        add("own_family", group, "judge_prefers_own", row["self_preference"]["judge"])
+        add("own_family", group, "people_prefer_own", row["self_preference"]["people"])
     return rows
 
 

@@ -8,7 +8,9 @@ FILTER, ROW_NUMBER() windows, CASTs and plain parameters; the one vendor switch 
   people's vote counts (blind verdicts), the human verdict and its sampling stratum;
 - ``agr_weight``: each sampling stratum's inverse-probability weight;
 - ``agr_reviewer``: the slice's reviews counted by reviewer and by what the reviewer figures
-  add up.
+  add up;
+- ``agr_family`` (only when a judge configuration has a model family): the family of each
+  response model name, for the own-family figures.
 
 Every aggregate then reads those tables, so the number of queries does not grow with the data.
 
@@ -301,7 +303,7 @@ def _reviewer_groups_sql(*, slice_: AgreementSlice, params: dict[str, Any]) -> s
 def drop_slice() -> None:
     """Drop the slice's temporary tables (they live as long as the connection otherwise)."""
     with connection.cursor() as cursor:
-        tables = ("agr_pair", "agr_weight", "agr_reviewer")
+        tables = ("agr_pair", "agr_weight", "agr_reviewer", "agr_family")
         if connection.vendor == "postgresql":
             cursor.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
         else:  # SQLite drops one table per statement
@@ -471,6 +473,70 @@ def safety_rows() -> list[tuple[Any, ...]]:
     )
 
 
+def response_model_names() -> list[str]:
+    """Every response model name there is (a handful: one per model a dataset drew on)."""
+    rows = _fetch("SELECT DISTINCT model_name FROM annotation_response WHERE model_name <> ''")
+    return [name for (name,) in rows]
+
+
+def load_model_families(*, families: dict[str, str]) -> None:
+    """agr_family: the model family of each response model name that has one (computed in
+    Python by judging.families), for own_family_cells to join on."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS agr_family")
+        cursor.execute(
+            "CREATE TEMPORARY TABLE agr_family"
+            " (model_name VARCHAR(200) PRIMARY KEY, family VARCHAR(50) NOT NULL)"
+        )
+        rows = sorted(families.items())
+        for start in range(0, len(rows), 500):
+            batch = rows[start : start + 500]
+            values = ", ".join(["(%s, %s)"] * len(batch))
+            cursor.execute(
+                f"INSERT INTO agr_family (model_name, family) VALUES {values}",
+                [value for row in batch for value in row],
+            )
+
+
+def own_family_cells(*, slice_: AgreementSlice) -> list[tuple[Any, ...]]:
+    """Per judge configuration with a model family, over its judgements of the slice's pairs:
+    (configuration id, which responses are of its family (0 none, 1 A, 2 B, 3 both), whether
+    a response's family is unknown, the judge's verdict, the side it prefers, the human verdict
+    or None, pairs). The verdict rule is agr_pair's; a pair has one judgement per
+    configuration (a constraint), so no latest-of is needed. Needs agr_family."""
+    params: dict[str, Any] = {"unsafe_above": UNSAFE_ABOVE}
+    conditions = ["j.status = 'ok'", "c.model_family <> ''"]
+    if slice_.judge_run_id is not None:
+        params["run"] = slice_.judge_run_id
+        conditions.append("j.run_id = %(run)s")
+    if slice_.configuration_id is not None:
+        params["configuration"] = slice_.configuration_id
+        conditions.append("j.configuration_id = %(configuration)s")
+    return _fetch(
+        f"""
+        SELECT j.configuration_id,
+               CASE WHEN fa.family = c.model_family THEN 1 ELSE 0 END
+                   + CASE WHEN fb.family = c.model_family THEN 2 ELSE 0 END AS own,
+               CASE WHEN fa.family IS NULL OR fb.family IS NULL THEN 1 ELSE 0 END AS unknown,
+               CASE WHEN j.p_unsafe_a > %(unsafe_above)s AND j.p_unsafe_b > %(unsafe_above)s
+                        THEN 'both_unsafe'
+                    WHEN j.prefers_a THEN 'a' ELSE 'b' END AS judge_verdict,
+               CASE WHEN j.prefers_a THEN 'a' ELSE 'b' END AS judge_side,
+               ap.human_verdict, count(*)
+        FROM judging_judgement j
+        JOIN judging_judgeconfiguration c ON c.id = j.configuration_id
+        JOIN agr_pair ap ON ap.pair_id = j.pair_id
+        JOIN annotation_pair p ON p.id = j.pair_id
+        JOIN annotation_response ra ON ra.id = p.response_a_id
+        JOIN annotation_response rb ON rb.id = p.response_b_id
+        LEFT JOIN agr_family fa ON fa.model_name = ra.model_name
+        LEFT JOIN agr_family fb ON fb.model_name = rb.model_name
+        WHERE {" AND ".join(conditions)}
+        GROUP BY 1, 2, 3, 4, 5, 6""",
+        params,
+    )
+
+
 def category_names() -> dict[int, str]:
     return dict(_fetch("SELECT id, key FROM annotation_taxonomynode WHERE level = 2"))
 
@@ -510,7 +576,11 @@ _FINGERPRINT_SQL = f"""
       (SELECT count(*), sum((id % 65521) * (coalesce(subcategory_id, 0)
               + 1000 * {_code("question_type", ("easy", "hardq", "hards"))}))
        FROM annotation_question) questions,
-      (SELECT count(*), max(id), sum(parent_id) FROM annotation_taxonomynode) nodes
+      (SELECT count(*), max(id), sum(parent_id) FROM annotation_taxonomynode) nodes,
+      (SELECT count(*), max(id), sum((id % 65521) * length(model_family))
+       FROM judging_judgeconfiguration) configurations,
+      (SELECT count(*), max(id), sum((id % 65521) * length(model_name))
+       FROM annotation_response) responses
 """
 
 
@@ -523,6 +593,8 @@ def write_counters() -> tuple[int, int | None]:
 
 def data_fingerprint() -> tuple[Any, ...]:
     """Changes whenever a review, adjudication, judgement, campaign pair, final label, question
-    or taxonomy node does: one pass of portable integer aggregates over each table."""
+    or taxonomy node does, or a configuration's model family or a response's model name (by
+    their lengths: no portable integer code of a text is cheaper): one pass of portable
+    integer aggregates over each table."""
     (row,) = _fetch(_FINGERPRINT_SQL)
     return tuple(row)

@@ -157,6 +157,37 @@ class Counts(TypedDict):
     no_majority: int
 
 
+class FamilyGroup(TypedDict):
+    """A judge configuration's judged pairs of the slice on one side of the family line."""
+
+    pairs: int  # judged by the configuration
+    compared: int  # of them, with a human verdict: the n of ``agreement``
+    agreement: Measures
+
+
+class SelfPreference(TypedDict):
+    """Over own-family pairs with one response of the judge's family where people chose a
+    side: the share where the judge preferred that response, and where people did."""
+
+    judge: Figure
+    people: Figure
+    both_own: int  # own-family pairs whose two responses are both of the family: left out
+
+
+class OwnFamilyRow(TypedDict):
+    """Judge against people on pairs where one response comes from the judge's own model
+    family, and on the others (self-preference bias)."""
+
+    configuration_id: int
+    configuration: str
+    family: str
+    own: FamilyGroup
+    other: FamilyGroup
+    # Other-family pairs with a response whose family is unknown (it may be the judge's own).
+    other_unknown: int
+    self_preference: SelfPreference
+
+
 class SliceFields(TypedDict):
     taxonomy_node_id: int | None
     question_type: str | None
@@ -183,6 +214,7 @@ class Dashboard(TypedDict):
     anchoring: Anchoring
     calibration: Calibration
     safety: Safety
+    own_family: list[OwnFamilyRow]
 
 
 class CachedDashboard(Dashboard):
