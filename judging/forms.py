@@ -27,7 +27,8 @@ class StartGenerationForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
         max_length=5_000,
         help_text="One per line: hub id or local path, optionally ID@REVISION; "
-        "baseline:cautious and baseline:helpful are the torch-free stand-ins.",
+        "baseline:cautious, baseline:helpful and baseline:terse are torch-free stand-ins "
+        "(templates, not models).",
     )
     questions = forms.ChoiceField(
         choices=QuestionSelection.choices, initial=QuestionSelection.MISSING
