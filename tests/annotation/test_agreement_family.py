@@ -294,9 +294,10 @@ def test_the_section_costs_the_same_queries_whatever_the_number_of_pairs(spavl_t
     with CaptureQueriesContext(connection) as more:
         build_dashboard(slice_=AgreementSlice())
     assert len(more) == len(seeded_queries)
-    # Without a configuration with a family the section asks one query; with them five more:
-    # the model names, the family table's drop, create and fill, and the counts.
-    assert len(seeded_queries) == len(without_families) + 5
+    # Without a configuration with a family the section asks one query; with them six more:
+    # the model names, the families generation configurations recorded for them, the family
+    # table's drop, create and fill, and the counts.
+    assert len(seeded_queries) == len(without_families) + 6
 
 
 def test_a_model_name_or_a_family_changing_moves_the_data_version(spavl_taxonomy):
