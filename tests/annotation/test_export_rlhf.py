@@ -148,7 +148,17 @@ def test_spa_vl_rlhf_reads_every_record_byte_exact_from_the_export_unpacked_as_t
     monkeypatch.chdir(card_folder(out))
 
     assert dpo["keywords"] == list(json.loads(Path("config_train.json").read_text()))
-    assert reward["keywords"] == ["easy", "hardq", "hardd", "unknown"]  # train and test's
+    # The reward model reads train and test: their question types, in SPA-VL-RLHF's order.
+    # (Which types land in which split follows the seeded split of the image groups.)
+    configs = {
+        split: set(json.loads(Path(f"config_{split}.json").read_text()))
+        for split in ("train", "validation", "test")
+    }
+    assert set().union(*configs.values()) == {"easy", "hardq", "hardd", "unknown"}
+    read_by_reward = configs["train"] | configs["test"]
+    assert reward["keywords"] == [
+        keyword for keyword in ("easy", "hardq", "hardd", "unknown") if keyword in read_by_reward
+    ]
     assert dpo["image_folder"] == reward["image_folder"] == ["images"]
     assert reward["config_test_path"] == ["config_test.json"]
     seen: list[int] = []
