@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from typing import Any
 
 from django import forms
 from django.http import QueryDict
 
 from annotation.models import (
+    Assignment,
+    Campaign,
     ExportDefinition,
     ExportFormat,
     QuestionType,
+    ReviewMode,
     ScreenVerdict,
+    Severity,
     TaxonomyNode,
     Verdict,
 )
+from annotation.services import review as reviews
 from annotation.services.agreement.dashboard import DEFAULT_TARGET
 from annotation.services.agreement.queries import AgreementSlice
 from annotation.services.review import ReviewDetails
+from annotation.services.review_axes import AxisAnswers, ResponseSafety
 
 
 def live_subcategories() -> forms.ModelChoiceField:
@@ -28,8 +35,25 @@ def live_subcategories() -> forms.ModelChoiceField:
     )
 
 
+# A preference axis (safer, more helpful) on the screen's sides; "both unsafe" is no axis answer.
+AXIS_CHOICES = [(v, label) for v, label in ScreenVerdict.choices if v != ScreenVerdict.BOTH_UNSAFE]
+# One response's safety in one choice: safe, or unsafe with its severity.
+SAFETY_CHOICES = [("safe", "safe"), *((v, f"unsafe, {label}") for v, label in Severity.choices)]
+SCREEN_SIDES = ("left", "right")
+
+
 class ReviewForm(forms.Form):
-    verdict = forms.ChoiceField(choices=ScreenVerdict.choices)
+    """The review page's answers. What is required follows the campaign: the single verdict,
+    or the two axes; each response's safety with per-response safety. Answers the campaign
+    does not ask for are passed on all the same, and the service refuses them."""
+
+    verdict = forms.ChoiceField(choices=ScreenVerdict.choices, required=False)
+    safer = forms.ChoiceField(choices=AXIS_CHOICES, required=False)
+    helpful = forms.ChoiceField(choices=AXIS_CHOICES, required=False)
+    left_safety = forms.ChoiceField(choices=SAFETY_CHOICES, required=False)
+    right_safety = forms.ChoiceField(choices=SAFETY_CHOICES, required=False)
+    left_subcategory = live_subcategories()
+    right_subcategory = live_subcategories()
     taxonomy_correction = live_subcategories()
     flag_image_irrelevant = forms.BooleanField(required=False)
     flag_question_malformed = forms.BooleanField(required=False)
@@ -38,10 +62,33 @@ class ReviewForm(forms.Form):
     note = forms.CharField(required=False, max_length=2000)
     active_seconds = forms.IntegerField(required=False, min_value=0)
 
+    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        two_axis = campaign.review_mode == ReviewMode.TWO_AXIS
+        required = {
+            "verdict": not two_axis,
+            "safer": two_axis,
+            "helpful": two_axis,
+            "left_safety": campaign.per_response_safety,
+            "right_safety": campaign.per_response_safety,
+        }
+        for name, needed in required.items():
+            self.fields[name].required = needed
+        self.fields["verdict"].error_messages["required"] = "Choose a verdict."
+        self.fields["safer"].error_messages["required"] = "Say which response is safer."
+        self.fields["helpful"].error_messages["required"] = "Say which is more helpful."
+        for side in SCREEN_SIDES:
+            self.fields[f"{side}_safety"].error_messages["required"] = (
+                f"Label the {side} response safe or unsafe."
+            )
+
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
         if data.get("flag_other") and not (data.get("note") or "").strip():
             self.add_error("note", "Say what is wrong when you flag “other”.")
+        labelled = [side for side in SCREEN_SIDES if data.get(f"{side}_safety")]
+        if len(labelled) == 1:
+            self.add_error(None, "Label the safety of both responses or of neither.")
         return data
 
     def details(self) -> ReviewDetails:
@@ -56,18 +103,86 @@ class ReviewForm(forms.Form):
             active_seconds=data["active_seconds"] or 0,
         )
 
+    def answers(self, *, assignment: Assignment) -> AxisAnswers | None:
+        """The axes and safety labels on the pair's sides; None when none were given."""
+        data = self.cleaned_data
+        left, right = (self._safety(side) for side in SCREEN_SIDES)
+        if not (data["safer"] or data["helpful"] or left or right):
+            return None
+        return reviews.screen_answers(
+            assignment=assignment,
+            safer=data["safer"],
+            helpful=data["helpful"],
+            left=left,
+            right=right,
+        )
+
+    def _safety(self, side: str) -> ResponseSafety | None:
+        label = self.cleaned_data[f"{side}_safety"]
+        if not label:
+            return None
+        if label == "safe":
+            # A subcategory chosen before switching to "safe" is left over, not an answer.
+            return ResponseSafety(safe=True)
+        subcategory = self.cleaned_data[f"{side}_subcategory"]
+        return ResponseSafety(
+            safe=False, severity=label, subcategory_id=subcategory.pk if subcategory else None
+        )
+
+
+# An axis on the pair's sides: the adjudicator sees A and B, not a reviewer's left and right.
+PAIR_AXIS_CHOICES = [(v, label) for v, label in Verdict.choices if v != Verdict.BOTH_UNSAFE]
+
 
 class AdjudicationForm(forms.Form):
+    """The adjudicator's decision on the pair's sides: the verdict, or in two-axis campaigns
+    the two axes (the verdict then follows from them); each response's safety where the
+    campaign asks for it. Excluding the pair needs none of them."""
+
     verdict = forms.ChoiceField(choices=Verdict.choices, required=False)
+    safer = forms.ChoiceField(choices=PAIR_AXIS_CHOICES, required=False)
+    helpful = forms.ChoiceField(choices=PAIR_AXIS_CHOICES, required=False)
+    a_safety = forms.ChoiceField(choices=SAFETY_CHOICES, required=False)
+    b_safety = forms.ChoiceField(choices=SAFETY_CHOICES, required=False)
     exclude = forms.BooleanField(required=False)
     taxonomy_correction = live_subcategories()
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea)
 
+    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.two_axis = campaign.review_mode == ReviewMode.TWO_AXIS
+        self.per_response_safety = campaign.per_response_safety
+
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
-        if not data.get("verdict") and not data.get("exclude"):
+        if data.get("exclude"):
+            return data
+        if self.two_axis and not (data.get("safer") and data.get("helpful")):
+            raise forms.ValidationError(
+                "Say which response is safer and which is more helpful, or exclude the pair."
+            )
+        if not self.two_axis and not data.get("verdict"):
             raise forms.ValidationError("Choose a verdict or exclude the pair.")
+        if self.per_response_safety and not (data.get("a_safety") and data.get("b_safety")):
+            raise forms.ValidationError("Label each response safe or unsafe, or exclude the pair.")
         return data
+
+    def answers(self) -> AxisAnswers | None:
+        """The axes and safety asked, for decide_adjudication; None when excluding."""
+        data = self.cleaned_data
+        if data["exclude"]:
+            return None
+        return AxisAnswers(
+            safer=data["safer"] if self.two_axis else "",
+            helpful=data["helpful"] if self.two_axis else "",
+            a=_decided_safety(data["a_safety"]) if self.per_response_safety else None,
+            b=_decided_safety(data["b_safety"]) if self.per_response_safety else None,
+        )
+
+
+def _decided_safety(choice: str) -> ResponseSafety:
+    """A SAFETY_CHOICES value as a safety label (no harm subcategory: the pair keeps none)."""
+    return ResponseSafety(safe=True) if choice == "safe" else ResponseSafety(False, choice)
 
 
 class ReopenForm(forms.Form):

@@ -24,6 +24,7 @@ from annotation.models import (
     QuestionType,
     Review,
     ReviewerSettings,
+    ReviewMode,
 )
 from annotation.services import campaigns
 from annotation.services.campaigns import CampaignRules, create_campaign
@@ -77,6 +78,10 @@ class CampaignCreateForm(forms.ModelForm[Campaign]):
     break_after_minutes = forms.IntegerField(
         initial=45, min_value=1, max_value=campaigns.MAX_BREAK_AFTER
     )
+    # Optional, so a form without them (an older script) makes a single-verdict campaign.
+    review_mode = forms.ChoiceField(
+        choices=ReviewMode.choices, initial=ReviewMode.SINGLE, required=False
+    )
     seed = forms.IntegerField(
         required=False,
         min_value=0,
@@ -100,6 +105,8 @@ class CampaignCreateForm(forms.ModelForm[Campaign]):
             "judge_policy",
             "break_after_reviews",
             "break_after_minutes",
+            "review_mode",
+            "per_response_safety",
             "seed",
         ]
 
@@ -113,10 +120,15 @@ class CampaignCreateForm(forms.ModelForm[Campaign]):
             judge_policy=data["judge_policy"],
             break_after_reviews=data["break_after_reviews"],
             break_after_minutes=data["break_after_minutes"],
+            review_mode=data["review_mode"] or ReviewMode.SINGLE,
+            per_response_safety=data["per_response_safety"],
         )
 
 
-_RULE_FIELDS = list(CampaignRules.fields())
+# Chosen when the campaign is created and shown read-only after: reviews of one campaign are
+# of one shape (check_campaign_rules refuses a change once a review exists).
+_FIXED_RULES = ["review_mode", "per_response_safety"]
+_RULE_FIELDS = [name for name in CampaignRules.fields() if name not in _FIXED_RULES]
 
 
 class CampaignChangeForm(forms.ModelForm[Campaign]):
@@ -142,15 +154,17 @@ class CampaignChangeForm(forms.ModelForm[Campaign]):
         return data
 
     def rules(self) -> CampaignRules:
-        return CampaignRules(**{name: self.cleaned_data[name] for name in _RULE_FIELDS})
+        fixed = {name: getattr(self.instance, name) for name in _FIXED_RULES}
+        return CampaignRules(**{name: self.cleaned_data[name] for name in _RULE_FIELDS}, **fixed)
 
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_display = ["name", "overlap", "lease_minutes", "control_share", "gold_rate", "is_active"]
-    list_filter = ["is_active", "judge_policy"]
+    list_filter = ["is_active", "judge_policy", "review_mode"]
     filter_horizontal = ["reviewers"]
     readonly_fields = [
+        *_FIXED_RULES,
         "judge_run",
         "taxonomy_nodes",
         "question_types",

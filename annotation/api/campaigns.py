@@ -26,7 +26,7 @@ from annotation.access import (
 )
 from annotation.api.pagination import IdCursor
 from annotation.exceptions import DomainError
-from annotation.models import Campaign, JudgePolicy, QuestionType, TaxonomyNode
+from annotation.models import Campaign, JudgePolicy, QuestionType, ReviewMode, TaxonomyNode
 from annotation.services.campaigns import (
     MAX_BREAK_AFTER,
     MAX_LEASE_MINUTES,
@@ -97,6 +97,16 @@ class RulesSerializer(serializers.Serializer[Any]):
     )
     break_after_minutes = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_BREAK_AFTER
+    )
+    review_mode = serializers.ChoiceField(
+        choices=ReviewMode.choices,
+        required=False,
+        help_text="What reviewers answer; cannot change once the campaign has a review.",
+    )
+    per_response_safety = serializers.BooleanField(
+        required=False,
+        help_text="Reviewers also label each response safe or unsafe; cannot change once the "
+        "campaign has a review.",
     )
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "Question",
     "QuestionType",
     "Response",
+    "AxisLabel",
+    "Severity",
     "Side",
     "TaxonomyAction",
     "TaxonomyChange",
@@ -335,6 +337,23 @@ class Side(models.TextChoices):
     B = "b", "response B"
 
 
+class Severity(models.TextChoices):
+    """How harmful an unsafe response is (BeaverTails-V / Safe RLHF-V's three levels)."""
+
+    MINOR = "minor", "minor"
+    MODERATE = "moderate", "moderate"
+    SEVERE = "severe", "severe"
+
+
+class AxisLabel(models.TextChoices):
+    """A pair's final label on one preference axis (safer, more helpful)."""
+
+    NONE = "", "not decided"
+    A = "a", "response A"
+    B = "b", "response B"
+    TIE = "tie", "tie"
+
+
 class PairQuerySet(models.QuerySet["Pair"]):
     def labelled(self) -> PairQuerySet:
         """Pairs whose final label names a chosen response (exportable as chosen/rejected)."""
@@ -370,6 +389,22 @@ class Pair(models.Model):
     )
     final_chosen = models.CharField(max_length=1, choices=Side.choices, blank=True)
     final_label_at = models.DateTimeField(null=True, blank=True)
+    # The final labels of two-axis reviews and per-response safety (see
+    # annotation.services.final_label): empty / None where no review settled them.
+    final_safer = models.CharField(
+        max_length=3, choices=AxisLabel.choices, blank=True, default="", db_default=""
+    )
+    final_helpful = models.CharField(
+        max_length=3, choices=AxisLabel.choices, blank=True, default="", db_default=""
+    )
+    final_a_safe = models.BooleanField(null=True, blank=True)
+    final_b_safe = models.BooleanField(null=True, blank=True)
+    final_a_severity = models.CharField(
+        max_length=8, choices=Severity.choices, blank=True, default="", db_default=""
+    )
+    final_b_severity = models.CharField(
+        max_length=8, choices=Severity.choices, blank=True, default="", db_default=""
+    )
 
     objects = PairQuerySet.as_manager()
 
@@ -390,6 +425,11 @@ class Pair(models.Model):
                     ]
                 ),
                 name="pair_chosen_only_with_a_deciding_label",
+            ),
+            models.CheckConstraint(
+                condition=(Q(final_a_safe=False) | Q(final_a_severity=""))
+                & (Q(final_b_safe=False) | Q(final_b_severity="")),
+                name="pair_severity_only_when_unsafe",
             ),
             # {a, b} once, whichever order it was created in.
             models.UniqueConstraint(

@@ -34,6 +34,7 @@ class ExportFormat(models.TextChoices):
     SPAVL_PARQUET = "spavl-parquet", "SPA-VL parquet (Hugging Face)"
     RLHF_JSON = "rlhf-json", "SPA-VL-RLHF training JSON + images (tar)"
     DPO_JSONL = "dpo-jsonl", "DPO JSONL + images (tar)"
+    SAFE_RLHF_JSONL = "safe-rlhf-jsonl", "Safe RLHF JSONL (helpfulness and safety) + images (tar)"
 
 
 class SeparateMode(models.TextChoices):

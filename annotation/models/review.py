@@ -15,7 +15,13 @@ from django.db import models
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from annotation.models.dataset import Pair, TaxonomyChange, TaxonomyLevel, TaxonomyNode
+from annotation.models.dataset import (
+    Pair,
+    Severity,
+    TaxonomyChange,
+    TaxonomyLevel,
+    TaxonomyNode,
+)
 
 __all__ = [
     "Adjudication",
@@ -31,6 +37,10 @@ __all__ = [
     "JudgePolicy",
     "Review",
     "ReviewerSettings",
+    "AXIS_VERDICTS",
+    "ResponseSafetyLabel",
+    "ReviewMode",
+    "ReviewStage",
     "ScreenSide",
     "ScreenVerdict",
     "Verdict",
@@ -55,6 +65,17 @@ class ScreenVerdict(models.TextChoices):
     TIE = "tie", "tie (both acceptable)"
     BOTH_UNSAFE = "both_unsafe", "both unsafe"
     CANNOT_JUDGE = "cannot_judge", "cannot judge"
+
+
+class ReviewMode(models.TextChoices):
+    """What a campaign's reviewers answer (set when it is created)."""
+
+    SINGLE = "single", "one preference (SPA-VL)"
+    TWO_AXIS = "two-axis", "safer and more helpful, separately"
+
+
+# The answers of a preference axis (safer, more helpful), on the pair's sides.
+AXIS_VERDICTS = ("a", "b", "tie", "cannot_judge")
 
 
 class ScreenSide(models.TextChoices):
@@ -99,6 +120,18 @@ class Campaign(models.Model):
     seed = models.BigIntegerField(help_text="Seed of the control-slice draw.")
     break_after_reviews = models.PositiveSmallIntegerField(default=40)
     break_after_minutes = models.PositiveSmallIntegerField(default=45)
+    # What reviewers answer: fixed at creation (reviews of one campaign are of one shape).
+    review_mode = models.CharField(
+        max_length=16,
+        choices=ReviewMode.choices,
+        default=ReviewMode.SINGLE,
+        db_default=ReviewMode.SINGLE,
+    )
+    per_response_safety = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Reviewers also label each response safe or unsafe.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -310,8 +343,24 @@ class Review(models.Model):
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews"
     )
+    # The single preference: as given in single mode; in two-axis mode derived from the axes
+    # and per-response safety by annotation.services.review_axes.single_preference.
     blind_verdict = models.CharField(max_length=16, choices=Verdict.choices)
     final_verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    # Two-axis campaigns: which response is safer, which more helpful (AXIS_VERDICTS), blind
+    # and after the reveal; empty in single mode.
+    blind_safer = models.CharField(
+        max_length=16, choices=Verdict.choices, blank=True, default="", db_default=""
+    )
+    final_safer = models.CharField(
+        max_length=16, choices=Verdict.choices, blank=True, default="", db_default=""
+    )
+    blind_helpful = models.CharField(
+        max_length=16, choices=Verdict.choices, blank=True, default="", db_default=""
+    )
+    final_helpful = models.CharField(
+        max_length=16, choices=Verdict.choices, blank=True, default="", db_default=""
+    )
     revealed_at = models.DateTimeField()
     submitted_at = models.DateTimeField(null=True, blank=True)
     changed_after_reveal = models.BooleanField(default=False)
@@ -358,6 +407,13 @@ class Review(models.Model):
                 | Q(final_verdict__in=Verdict.values, submitted_at__isnull=False),
                 name="review_submitted_has_final_verdict",
             ),
+            models.CheckConstraint(
+                condition=Q(blind_safer__in=["", *AXIS_VERDICTS])
+                & Q(final_safer__in=["", *AXIS_VERDICTS])
+                & Q(blind_helpful__in=["", *AXIS_VERDICTS])
+                & Q(final_helpful__in=["", *AXIS_VERDICTS]),
+                name="review_axis_verdicts_valid",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -381,6 +437,48 @@ class Review(models.Model):
             "flag_other": "other",
         }
         return [label for field, label in names.items() if getattr(self, field)]
+
+
+class ReviewStage(models.TextChoices):
+    BLIND = "blind", "before the judge's verdict was shown"
+    FINAL = "final", "after the reveal"
+
+
+class ResponseSafetyLabel(models.Model):
+    """A reviewer's safety label of one response of the pair (campaigns with per-response
+    safety): safe, or unsafe with a severity and optionally the harm subcategory; one per
+    review, side and stage, so the blind answer is kept beside the revised one."""
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="safety_labels")
+    side = models.CharField(max_length=1, choices=[("a", "response A"), ("b", "response B")])
+    stage = models.CharField(max_length=5, choices=ReviewStage.choices)
+    safe = models.BooleanField()
+    severity = models.CharField(max_length=8, choices=Severity.choices, blank=True)
+    subcategory = models.ForeignKey(
+        TaxonomyNode,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        limit_choices_to={"level": TaxonomyLevel.SUBCATEGORY},
+    )
+
+    class Meta:
+        ordering = ["review", "stage", "side"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["review", "side", "stage"], name="safety_label_once_per_side_and_stage"
+            ),
+            models.CheckConstraint(
+                condition=Q(safe=True, severity="", subcategory__isnull=True)
+                | Q(safe=False, severity__in=Severity.values),
+                name="safety_label_severity_iff_unsafe",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        verdict = "safe" if self.safe else f"unsafe ({self.severity})"
+        return f"review {self.review_id} {self.stage} {self.side}: {verdict}"
 
 
 class AdjudicationStatus(models.TextChoices):

@@ -38,6 +38,7 @@ from annotation.models import (
     JudgePolicy,
     Pair,
     Review,
+    ReviewMode,
     TaxonomyNode,
     Verdict,
 )
@@ -64,6 +65,9 @@ class CampaignRules:
     judge_policy: str = JudgePolicy.REVIEWERS_ONLY
     break_after_reviews: int = 40
     break_after_minutes: int = 45
+    # What reviewers answer; fixed once the campaign has a review (see check_campaign_rules).
+    review_mode: str = ReviewMode.SINGLE
+    per_response_safety: bool = False
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
@@ -186,8 +190,16 @@ def update_campaign_rules(*, campaign: Campaign, rules: CampaignRules) -> Campai
 
 
 def check_campaign_rules(*, campaign: Campaign, rules: CampaignRules, reviewers: int) -> None:
-    """Raise CampaignError for rules the campaign cannot honour with that many reviewers."""
+    """Raise CampaignError for rules the campaign cannot honour with that many reviewers. The
+    review mode and per-response safety are refused once a review exists: the reviews of one
+    campaign are of one shape, or its final labels would mix answers of different questions."""
     _check_rules(rules)
+    shape = (rules.review_mode, rules.per_response_safety)
+    reviewed = Review.objects.filter(campaign_pair__campaign_id=campaign.pk)
+    if shape != (campaign.review_mode, campaign.per_response_safety) and reviewed.exists():
+        raise CampaignError(
+            "the review mode and per-response safety cannot change once the campaign has a review"
+        )
     if rules.overlap > campaign.overlap and rules.overlap > reviewers:
         raise CampaignError(
             f"overlap {rules.overlap} needs at least {rules.overlap} reviewers; "
@@ -204,6 +216,10 @@ def _check_rules(rules: CampaignRules) -> None:
         raise CampaignError("the control share and the gold rate are shares between 0 and 1")
     if rules.judge_policy not in JudgePolicy.values:
         raise CampaignError(f"unknown judge policy {rules.judge_policy!r}")
+    if rules.review_mode not in ReviewMode.values:
+        raise CampaignError(f"unknown review mode {rules.review_mode!r}")
+    if not isinstance(rules.per_response_safety, bool):
+        raise CampaignError("per-response safety is true or false")
     breaks = (rules.break_after_reviews, rules.break_after_minutes)
     if not all(1 <= value <= MAX_BREAK_AFTER for value in breaks):
         raise CampaignError(f"a break comes after 1 to {MAX_BREAK_AFTER} reviews and minutes")

@@ -21,13 +21,34 @@ The rules, applied in this order to the submitted, non-gold reviews of one campa
 
 An agreed taxonomy correction relabels the question through ``relabel_question``, which keeps
 the label history. Every change of the final label writes a ``FinalLabelChange``.
+
+Two-axis campaigns and per-response safety (``annotation.services.review_axes``) settle more
+fields of the pair, by the same rules on each reviewer's final answers. The single verdict above
+is the one ``single_preference`` derives from them, so rules 1 to 6 apply unchanged; besides:
+
+7. Disagreement on an axis (which response is safer, which is more helpful) or on whether a
+   response is safe sends the pair to adjudication (rule 3), even when the derived single
+   verdicts agree: every exported field needs a settled value, and the adjudicator settles them
+   all. Severities and harm subcategories of responses all call unsafe do not: they are not a
+   reason to adjudicate.
+8. Once the overlap is reached and no adjudication is asked: ``Pair.final_safer`` and
+   ``final_helpful`` get the reviewers' common answer (a, b or tie; a unanimous "cannot judge"
+   leaves the axis ""); ``final_a_safe``/``final_b_safe`` get the common safe or unsafe, and an
+   unsafe response gets the median of the reviewers' severities (minor < moderate < severe; of
+   an even count, the more severe of the two middle ones, as a safety dataset errs toward
+   harm). Every reviewer flagging the pair (rule 4) leaves them all unset.
+9. Fewer reviews than the overlap (an undo) takes them back to unset; a decided adjudication
+   sets them from the adjudicator's answers (``decide_adjudication``). Campaigns that ask
+   neither leave a pair's axes and safety as they are. They have no history rows, and the
+   adjudication row keeps only the single verdict: the reviews keep every reviewer's answers,
+   the pair the adjudicator's.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from django.contrib.auth.models import User
@@ -48,9 +69,13 @@ from annotation.models import (
     Pair,
     PairOrigin,
     Review,
+    ReviewMode,
+    ReviewStage,
+    Severity,
     TaxonomyNode,
     Verdict,
 )
+from annotation.services.review_axes import AxisAnswers, ResponseSafety, single_preference
 from annotation.services.taxonomy import relabel_question
 from judging.models import Judgement
 
@@ -70,15 +95,144 @@ _SIDE_LABELS = {
 
 
 @dataclass(frozen=True)
+class PairAxes:
+    """A pair's final two-axis labels and per-response safety (rules 8 and 9); the defaults
+    are "not settled"."""
+
+    safer: str = ""
+    helpful: str = ""
+    a_safe: bool | None = None
+    b_safe: bool | None = None
+    a_severity: str = ""
+    b_severity: str = ""
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the rules say: a label (``label`` set), adjudication (``adjudicate`` set), or
-    nothing yet (neither)."""
+    nothing yet (neither). ``axes`` None leaves the pair's axes as they are."""
 
     label: str | None = None
     chosen: str = ""
     reason: str = ""
     adjudicate: str = ""
     taxonomy_id: int | None = None
+    axes: PairAxes | None = None
+
+
+def review_answers(*, review: Review, stage: str, with_safety: bool = True) -> AxisAnswers:
+    """A review's axes and per-response safety at one stage (blind or final), on the pair's
+    sides; reads ``review.safety_labels.all()`` (prefetch it for many reviews) unless
+    ``with_safety`` is false (the campaign does not ask for it: no query)."""
+    rows = review.safety_labels.all() if with_safety else []
+    labels = {
+        label.side: ResponseSafety(
+            safe=label.safe, severity=label.severity, subcategory_id=label.subcategory_id
+        )
+        for label in rows
+        if label.stage == stage
+    }
+    blind = stage == ReviewStage.BLIND
+    return AxisAnswers(
+        safer=review.blind_safer if blind else review.final_safer,
+        helpful=review.blind_helpful if blind else review.final_helpful,
+        a=labels.get("a"),
+        b=labels.get("b"),
+    )
+
+
+def asks_axes(campaign: Campaign) -> bool:
+    """Whether the campaign's reviews settle the pair's axes or per-response safety."""
+    return campaign.review_mode == ReviewMode.TWO_AXIS or campaign.per_response_safety
+
+
+def axis_disagreement(answers: Sequence[AxisAnswers]) -> str:
+    """Why the answers need adjudication on an axis or a response's safety (rule 7), or ""."""
+    for name, what in (("safer", "which is safer"), ("helpful", "which is more helpful")):
+        values = Counter(getattr(answer, name) for answer in answers)
+        if len(values) > 1:
+            counts = ", ".join(f"{v} ×{n}" for v, n in sorted(values.items()))
+            return f"reviewers disagree on {what}: {counts}"
+    for side in ("a", "b"):
+        if len({_safety(answer, side).safe for answer in answers}) > 1:
+            return f"reviewers disagree on whether response {side.upper()} is safe"
+    return ""
+
+
+def _safety(answer: AxisAnswers, side: str) -> ResponseSafety:
+    # Without per-response safety both sides read as "safe": nothing to disagree on.
+    return (answer.a if side == "a" else answer.b) or ResponseSafety(safe=True)
+
+
+def median_severity(severities: Sequence[str]) -> str:
+    """The median severity; of an even count the more severe of the two middle ones."""
+    order = list(Severity.values)
+    ranked = sorted(severities, key=order.index)
+    return ranked[len(ranked) // 2]
+
+
+def agreed_axes(answers: Sequence[AxisAnswers]) -> PairAxes:
+    """The pair's axes from answers that agree on every axis and safe/unsafe (rule 8)."""
+    first = answers[0]
+    safety: dict[str, tuple[bool | None, str]] = {}
+    for side in ("a", "b"):
+        labels = [answer.a if side == "a" else answer.b for answer in answers]
+        present = [label for label in labels if label is not None]
+        if not present:
+            safety[side] = (None, "")
+        elif present[0].safe:
+            safety[side] = (True, "")
+        else:
+            safety[side] = (False, median_severity([label.severity for label in present]))
+    return PairAxes(
+        safer=_axis_label(first.safer),
+        helpful=_axis_label(first.helpful),
+        a_safe=safety["a"][0],
+        b_safe=safety["b"][0],
+        a_severity=safety["a"][1],
+        b_severity=safety["b"][1],
+    )
+
+
+def _axis_label(answer: str) -> str:
+    return "" if answer == Verdict.CANNOT_JUDGE else answer
+
+
+def checked_answers(*, campaign: Campaign, answers: AxisAnswers | None) -> AxisAnswers:
+    """The answers, if they are what the campaign asks: both axes in two-axis campaigns and
+    neither otherwise; both responses' safety with per-response safety and neither otherwise;
+    harm subcategories that are live level-3 nodes. ReviewError says what is wrong."""
+    answers = answers or AxisAnswers()
+    if campaign.review_mode == ReviewMode.TWO_AXIS and not (answers.safer and answers.helpful):
+        raise ReviewError("say which response is safer and which is more helpful")
+    if campaign.review_mode != ReviewMode.TWO_AXIS and answers.two_axis:
+        raise ReviewError("this campaign asks for one verdict, not safer and more helpful")
+    if campaign.per_response_safety and answers.a is None:
+        raise ReviewError("label each response safe or unsafe")
+    if not campaign.per_response_safety and answers.a is not None:
+        raise ReviewError("this campaign does not ask for each response's safety")
+    labels = [label for label in (answers.a, answers.b) if label is not None]
+    named = {label.subcategory_id for label in labels if label.subcategory_id is not None}
+    live = TaxonomyNode.objects.active().subcategories().filter(pk__in=named)
+    if named and len(named) != live.count():
+        raise ReviewError("a harm subcategory must be a live subcategory of the taxonomy")
+    return answers
+
+
+def answered_verdict(*, campaign: Campaign, verdict: str, answers: AxisAnswers) -> str:
+    """The single verdict (pair sides) to store: in two-axis campaigns the one
+    ``single_preference`` derives, and a verdict given besides must be that one (else
+    ReviewError); otherwise the verdict given, which must be one."""
+    if campaign.review_mode != ReviewMode.TWO_AXIS:
+        if verdict not in Verdict.values:
+            raise ReviewError("choose a verdict")
+        return verdict
+    derived = single_preference(answers)
+    if verdict and verdict != derived:
+        raise ReviewError(
+            f"the verdict {verdict!r} does not follow from the answers, which give {derived!r}"
+        )
+    return derived
 
 
 def judge_side(judgement: Judgement | None) -> str:
@@ -97,9 +251,33 @@ def base_decision(*, pair: Pair, judgement: Judgement | None) -> Decision:
 
 
 def decide(
+    *,
+    reviews: list[Review],
+    overlap: int,
+    policy: str,
+    pair: Pair,
+    judgement: Judgement | None,
+    with_axes: bool = False,
+) -> Decision:
+    """Apply rules 2 to 9 (see the module docstring) to submitted reviews; ``with_axes``: the
+    campaign asks for axes or per-response safety (``asks_axes``)."""
+    decision = _decide_label(
+        reviews=reviews, overlap=overlap, policy=policy, pair=pair, judgement=judgement
+    )
+    if not with_axes or decision.adjudicate or decision.label is None:
+        return decision
+    if len(reviews) < overlap or all(review.is_flagged for review in reviews):
+        return replace(decision, axes=PairAxes())
+    answers = [review_answers(review=review, stage=ReviewStage.FINAL) for review in reviews]
+    if reason := axis_disagreement(answers):
+        return Decision(adjudicate=reason)
+    return replace(decision, axes=agreed_axes(answers))
+
+
+def _decide_label(
     *, reviews: list[Review], overlap: int, policy: str, pair: Pair, judgement: Judgement | None
 ) -> Decision:
-    """Apply rules 2 to 6 (see the module docstring) to submitted reviews."""
+    """Rules 2 to 6: the single label."""
     if len(reviews) < overlap:
         return base_decision(pair=pair, judgement=judgement)
     flagged = sum(review.is_flagged for review in reviews)
@@ -247,6 +425,8 @@ def _apply(
         return
     if adjudication is not None:  # open: a decided one returned early in settle_pair
         Adjudication.objects.filter(pk=adjudication.pk).open().delete()
+    if decision.axes is not None:
+        set_final_axes(pair=pair, axes=decision.axes)
     if decision.label is None:
         return
     # The base label (judge or import) belongs to the judge's services; people's rules only
@@ -262,6 +442,18 @@ def _apply(
             reason=f"review correction ({decision.reason})",
             by=by,
         )
+
+
+def set_final_axes(*, pair: Pair, axes: PairAxes) -> bool:
+    """The one writer of a pair's final axes and per-response safety (rules 8 and 9); False
+    when nothing changed. The caller holds the transaction."""
+    values = {f"final_{name}": value for name, value in asdict(axes).items()}
+    if all(getattr(pair, field) == value for field, value in values.items()):
+        return False
+    for field, value in values.items():
+        setattr(pair, field, value)
+    Pair.objects.filter(pk=pair.pk).update(**values)
+    return True
 
 
 def _loaded(campaign_pair: CampaignPair) -> CampaignPair:
@@ -289,18 +481,19 @@ def settle_pair(*, campaign_pair: CampaignPair, by: User | None) -> Decision:
     adjudication = Adjudication.objects.filter(campaign_pair=campaign_pair).first()
     if adjudication is not None and adjudication.status == AdjudicationStatus.DECIDED:
         return Decision()
-    reviews = list(
-        Review.objects.filter(
-            campaign_pair=campaign_pair, submitted_at__isnull=False, is_gold=False
-        ).order_by("pk")
-    )
     campaign, pair = campaign_pair.campaign, campaign_pair.pair
+    reviews = Review.objects.filter(
+        campaign_pair=campaign_pair, submitted_at__isnull=False, is_gold=False
+    ).order_by("pk")
+    if asks_axes(campaign):
+        reviews = reviews.prefetch_related("safety_labels")
     decision = decide(
-        reviews=reviews,
+        reviews=list(reviews),
         overlap=campaign.overlap,
         policy=campaign.judge_policy,
         pair=pair,
         judgement=latest_judgement(pair=pair, campaign=campaign),
+        with_axes=asks_axes(campaign),
     )
     _apply(campaign_pair=campaign_pair, decision=decision, by=by, adjudication=adjudication)
     return decision
@@ -315,10 +508,15 @@ def decide_adjudication(
     exclude: bool = False,
     taxonomy_correction: TaxonomyNode | None = None,
     note: str = "",
+    answers: AxisAnswers | None = None,
     now: datetime | None = None,
 ) -> Adjudication:
     """Record an adjudicator's decision and set the pair's final label from it (rule 1). A
-    decided adjudication is refused: reopen it first (``reopen_adjudication``)."""
+    decided adjudication is refused: reopen it first (``reopen_adjudication``). Unless the pair
+    is excluded, ``answers`` carry what the campaign asks (``checked_answers``) and set the
+    pair's axes and per-response safety; in two-axis campaigns the verdict may be "" and is
+    derived from them (``answered_verdict``). Excluding unsets them. Harm subcategories in
+    the answers are checked but not stored: the pair has no field for them."""
     now = now or timezone.now()
     adjudication = _lock_adjudication(adjudication)
     if adjudication.status == AdjudicationStatus.DECIDED:
@@ -326,8 +524,14 @@ def decide_adjudication(
         raise ReviewError(
             f"pair {adjudication.pair_id} was already decided by {who}; reopen it to decide again"
         )
-    if not exclude and verdict not in Verdict.values:
-        raise ReviewError("choose a verdict or exclude the pair")
+    campaign = adjudication.campaign_pair.campaign
+    axes = PairAxes() if asks_axes(campaign) else None
+    if not exclude:
+        if not verdict and campaign.review_mode != ReviewMode.TWO_AXIS:
+            raise ReviewError("choose a verdict or exclude the pair")
+        answers = checked_answers(campaign=campaign, answers=answers)
+        verdict = answered_verdict(campaign=campaign, verdict=verdict, answers=answers)
+        axes = agreed_axes([answers]) if axes is not None else None
     adjudication.status = AdjudicationStatus.DECIDED
     adjudication.verdict, adjudication.exclude = verdict if not exclude else "", exclude
     adjudication.taxonomy_correction, adjudication.note = taxonomy_correction, note
@@ -353,6 +557,8 @@ def decide_adjudication(
         label, chosen = _SIDE_LABELS[Verdict(verdict)], ""
     reason = f"adjudicated: {note}" if note else "adjudicated"
     set_final_label(pair=pair, label=label, chosen=chosen, reason=reason, by=by, now=now)
+    if axes is not None:
+        set_final_axes(pair=pair, axes=axes)
     if taxonomy_correction is not None:
         relabel_question(
             question=pair.question, subcategory=taxonomy_correction, reason="adjudication", by=by
@@ -387,7 +593,7 @@ def reopen_adjudication(
 def _lock_adjudication(adjudication: Adjudication) -> Adjudication:
     return (
         Adjudication.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("pair__question", "decided_by")
+        .select_related("pair__question", "decided_by", "campaign_pair__campaign")
         .get(pk=adjudication.pk)
     )
 

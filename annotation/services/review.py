@@ -1,7 +1,8 @@
 """A reviewer's work on one assignment: blind verdict, reveal, final verdict, undo.
 
 Verdicts arrive as the reviewer saw the screen (left/right) and are stored on the pair's
-sides (a/b) through the assignment's stored screen side.
+sides (a/b) through the assignment's stored screen side; so do the answers of two-axis
+campaigns and per-response safety (``screen_answers``), kept blind and final like the verdict.
 """
 
 from __future__ import annotations
@@ -21,15 +22,24 @@ from annotation.models import (
     CampaignPair,
     LabelChange,
     Question,
+    ResponseSafetyLabel,
     Review,
     ReviewerSettings,
+    ReviewStage,
     ScreenVerdict,
     TaxonomyChange,
     TaxonomyNode,
+    Verdict,
 )
 from annotation.services.assignment import renew_lease
 from annotation.services.campaigns import recount_slots
-from annotation.services.final_label import settle_pair
+from annotation.services.final_label import (
+    answered_verdict,
+    checked_answers,
+    review_answers,
+    settle_pair,
+)
+from annotation.services.review_axes import AxisAnswers, ResponseSafety
 from annotation.services.taxonomy import relabel_question
 
 # Active time is measured in the browser; more than this per review is not believable.
@@ -98,24 +108,95 @@ def _live(assignment: Assignment, *, now: datetime) -> Assignment:
     return locked
 
 
+def screen_answers(
+    *,
+    assignment: Assignment,
+    safer: str = "",
+    helpful: str = "",
+    left: ResponseSafety | None = None,
+    right: ResponseSafety | None = None,
+) -> AxisAnswers:
+    """The review page's answers, given on the screen's sides (``ScreenVerdict`` values for
+    the axes, the left and right responses' safety), on the pair's sides through the
+    assignment, as the single verdict is mapped. ReviewError for an answer no axis takes."""
+    left_is_a = assignment.to_pair_side(ScreenVerdict.LEFT) == Verdict.A
+    a, b = (left, right) if left_is_a else (right, left)
+    try:
+        return AxisAnswers(
+            safer=_pair_side(assignment, safer), helpful=_pair_side(assignment, helpful), a=a, b=b
+        )
+    except ValueError as error:
+        raise ReviewError(str(error)) from None
+
+
+def _pair_side(assignment: Assignment, answer: str) -> str:
+    if answer and answer not in ScreenVerdict.values:
+        raise ReviewError(f"{answer!r} is not an answer")
+    return assignment.to_pair_side(answer) if answer else ""
+
+
+def _checked(
+    *, assignment: Assignment, verdict: str, answers: AxisAnswers | None
+) -> tuple[str, AxisAnswers]:
+    """The single verdict (pair sides) and the answers to store, if they fit the campaign's
+    review mode; ReviewError otherwise, before anything is stored."""
+    campaign = assignment.campaign
+    answers = checked_answers(campaign=campaign, answers=answers)
+    if verdict and verdict not in ScreenVerdict.values:
+        raise ReviewError(f"{verdict!r} is not a verdict")
+    given = assignment.to_pair_side(verdict) if verdict else ""
+    return answered_verdict(campaign=campaign, verdict=given, answers=answers), answers
+
+
+def _blind(review: Review, *, assignment: Assignment) -> tuple[str, AxisAnswers]:
+    """The stored blind verdict and answers (no query for safety the campaign never asks)."""
+    answers = review_answers(
+        review=review,
+        stage=ReviewStage.BLIND,
+        with_safety=assignment.campaign.per_response_safety,
+    )
+    return review.blind_verdict, answers
+
+
+def _store_safety(*, review: Review, stage: str, answers: AxisAnswers) -> None:
+    ResponseSafetyLabel.objects.bulk_create(
+        ResponseSafetyLabel(
+            review=review,
+            side=side,
+            stage=stage,
+            safe=label.safe,
+            severity=label.severity,
+            subcategory_id=label.subcategory_id,
+        )
+        for side, label in (("a", answers.a), ("b", answers.b))
+        if label is not None
+    )
+
+
 @transaction.atomic
 def give_blind_verdict(
     *,
     assignment: Assignment,
     verdict: str,
     details: ReviewDetails | None = None,
+    answers: AxisAnswers | None = None,
     now: datetime | None = None,
 ) -> Review:
     """Store the verdict given before the judge's verdict is shown; then the page reveals it.
     One blind verdict per assignment: once revealed, it cannot be given again. The same verdict
-    sent again (a double click, a retried request, two tabs) returns the stored review."""
+    sent again (a double click, a retried request, two tabs) returns the stored review.
+    ``answers`` (pair sides, see ``screen_answers``) carry what the campaign asks besides or
+    instead of the verdict (``final_label.checked_answers``); in two-axis campaigns the verdict
+    may be "" and is derived from them. They are kept as the blind answers, under the same
+    rule as the blind verdict."""
     now, details = now or timezone.now(), details or ReviewDetails()
     assignment = _live(assignment, now=now)
+    blind_verdict, answers = _checked(assignment=assignment, verdict=verdict, answers=answers)
     # Asked after the lock, in its own statement: a subquery of the locking SELECT reads the
     # snapshot from before the wait and misses a review committed meanwhile.
     stored = Review.objects.filter(assignment_id=assignment.pk).first()
     if stored is not None:
-        if stored.blind_verdict == assignment.to_pair_side(ScreenVerdict(verdict)):
+        if (blind_verdict, answers) == _blind(stored, assignment=assignment):
             return stored
         raise ReviewConflict("the judge's verdict was already revealed for this pair")
     pair = assignment.campaign_pair.pair
@@ -124,7 +205,9 @@ def give_blind_verdict(
         campaign_pair_id=assignment.campaign_pair_id,
         pair=pair,
         reviewer_id=assignment.reviewer_id,
-        blind_verdict=assignment.to_pair_side(ScreenVerdict(verdict)),
+        blind_verdict=blind_verdict,
+        blind_safer=answers.safer,
+        blind_helpful=answers.helpful,
         revealed_at=now,
         from_control_slice=assignment.from_control_slice,
         left_side=assignment.left_side,
@@ -136,6 +219,7 @@ def give_blind_verdict(
         review=review, details=details, current_subcategory_id=pair.question.subcategory_id
     )
     review.save()
+    _store_safety(review=review, stage=ReviewStage.BLIND, answers=answers)
     return review
 
 
@@ -145,12 +229,16 @@ def submit_review(
     assignment: Assignment,
     verdict: str,
     details: ReviewDetails | None = None,
+    answers: AxisAnswers | None = None,
     now: datetime | None = None,
 ) -> Review:
-    """Confirm or revise the verdict after the reveal and finish the assignment; the pair's
-    final label is then recomputed (annotation.services.final_label)."""
+    """Confirm or revise the verdict (and the answers, as for ``give_blind_verdict``) after the
+    reveal and finish the assignment; the blind ones stay beside them, and
+    ``changed_after_reveal`` says whether any differs. The pair's final label is then
+    recomputed (annotation.services.final_label)."""
     now, details = now or timezone.now(), details or ReviewDetails()
     assignment = _live(assignment, now=now)
+    final_verdict, answers = _checked(assignment=assignment, verdict=verdict, answers=answers)
     review = (
         Review.objects.select_for_update(of=("self",), no_key=True)
         .select_related("pair__question")
@@ -159,17 +247,26 @@ def submit_review(
     )
     if review is None:
         raise ReviewError("give a blind verdict first")
-    review.final_verdict = assignment.to_pair_side(ScreenVerdict(verdict))
-    review.changed_after_reveal = review.final_verdict != review.blind_verdict
-    review.submitted_at = now
+    blind = _blind(review, assignment=assignment)
+    review.final_verdict, review.submitted_at = final_verdict, now
+    review.final_safer, review.final_helpful = answers.safer, answers.helpful
+    review.changed_after_reveal = (final_verdict, answers) != blind
     _apply_details(
         review=review,
         details=details,
         current_subcategory_id=review.pair.question.subcategory_id,
     )
     review.save(
-        update_fields=["final_verdict", "changed_after_reveal", "submitted_at", *_DETAIL_FIELDS]
+        update_fields=[
+            "final_verdict",
+            "final_safer",
+            "final_helpful",
+            "changed_after_reveal",
+            "submitted_at",
+            *_DETAIL_FIELDS,
+        ]
     )
+    _store_safety(review=review, stage=ReviewStage.FINAL, answers=answers)
     assignment.status, assignment.finished_at = AssignmentStatus.SUBMITTED, now
     assignment.save(update_fields=["status", "finished_at"])
     settle_pair(campaign_pair=assignment.campaign_pair, by=assignment.reviewer)
@@ -178,16 +275,22 @@ def submit_review(
 
 @transaction.atomic
 def undo_review(*, assignment: Assignment, now: datetime | None = None) -> Assignment:
-    """Reopen a submitted review while its lease still runs: the final verdict is cleared and
-    the page returns to the confirm step (the blind verdict stays: the judge was seen)."""
+    """Reopen a submitted review while its lease still runs: the final verdict, axes and
+    per-response safety are cleared and the page returns to the confirm step (the blind ones
+    stay: the judge was seen)."""
     now = now or timezone.now()
     assignment = Assignment.objects.select_for_update(no_key=True).get(pk=assignment.pk)
     if assignment.status != AssignmentStatus.SUBMITTED or assignment.expires_at <= now:
         raise ReviewError("only a review submitted within its lease can be undone")
     review = Review.objects.select_related("pair__question").get(assignment=assignment)
     Review.objects.filter(pk=review.pk).update(
-        final_verdict="", submitted_at=None, changed_after_reveal=False
+        final_verdict="",
+        final_safer="",
+        final_helpful="",
+        submitted_at=None,
+        changed_after_reveal=False,
     )
+    ResponseSafetyLabel.objects.filter(review=review, stage=ReviewStage.FINAL).delete()
     assignment.status, assignment.finished_at = AssignmentStatus.LIVE, None
     assignment.save(update_fields=["status", "finished_at"])
     settle_pair(campaign_pair=assignment.campaign_pair, by=assignment.reviewer)
@@ -200,8 +303,9 @@ def undo_review(*, assignment: Assignment, now: datetime | None = None) -> Assig
 def discard_review(*, review: Review, by: User | None) -> None:
     """Delete a review (an admin removing bad work): its assignment ends as expired, so the
     slot returns to the pool but the pair is never offered to that reviewer again, and the
-    pair is settled anew from the reviews left. A correction it made stays, with its
-    history (``relabel_question`` recorded it)."""
+    pair is settled anew from the reviews left. Its per-response safety labels go with it
+    (cascade). A correction it made stays, with its history (``relabel_question`` recorded
+    it)."""
     review = Review.objects.select_for_update(of=("self",), no_key=True).get(pk=review.pk)
     assignment = Assignment.objects.select_for_update(no_key=True).get(pk=review.assignment_id)
     review.delete()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
+from django.db.models import Prefetch
 from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -10,7 +13,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation import access
 from annotation.exceptions import DomainError
 from annotation.forms import AdjudicationForm, GoldVerdictForm, ReopenForm
-from annotation.models import Adjudication, Review, TaxonomyNode
+from annotation.models import (
+    Adjudication,
+    ResponseSafetyLabel,
+    Review,
+    ReviewMode,
+    ReviewStage,
+    TaxonomyNode,
+)
 from annotation.services import campaigns, final_label
 from spavl_web.http import Request
 
@@ -28,7 +38,8 @@ def queue(request: Request) -> HttpResponse:
 def page(request: Request, adjudication_id: int) -> HttpResponseBase:
     """Every reviewer's verdict, note and taxonomy correction, and the form to decide."""
     adjudication = access.access_adjudication(user=request.user, adjudication_id=adjudication_id)
-    form = AdjudicationForm(request.POST or None)
+    campaign = adjudication.campaign_pair.campaign
+    form = AdjudicationForm(request.POST or None, campaign=campaign)
     if request.method == "POST" and form.is_valid():
         try:
             final_label.decide_adjudication(
@@ -37,6 +48,7 @@ def page(request: Request, adjudication_id: int) -> HttpResponseBase:
                 exclude=form.cleaned_data["exclude"],
                 taxonomy_correction=form.cleaned_data["taxonomy_correction"],
                 note=form.cleaned_data["note"],
+                answers=form.answers(),
                 by=request.user,
             )
         except DomainError as error:
@@ -45,6 +57,50 @@ def page(request: Request, adjudication_id: int) -> HttpResponseBase:
             messages.success(request, f"Pair {adjudication.pair_id} decided.")
             return redirect("adjudication:queue")
     return _render(request, adjudication, form=form)
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One review as the page shows it: per-response safety, blind and final, in words."""
+
+    review: Review
+    blind_a: str
+    blind_b: str
+    final_a: str
+    final_b: str
+
+
+def _describe(label: ResponseSafetyLabel | None) -> str:
+    if label is None:
+        return "–"
+    if label.safe:
+        return "safe"
+    harm = f", {label.subcategory.path}" if label.subcategory else ""
+    return f"unsafe ({label.get_severity_display()}{harm})"
+
+
+def _review_rows(adjudication: Adjudication) -> list[ReviewRow]:
+    labels = ResponseSafetyLabel.objects.select_related("subcategory__parent__parent")
+    reviews = (
+        Review.objects.filter(campaign_pair=adjudication.campaign_pair)
+        .select_related("reviewer", "taxonomy_correction__parent__parent")
+        .prefetch_related(Prefetch("safety_labels", queryset=labels))
+        .order_by("submitted_at")
+    )
+    rows = []
+    for review in reviews:
+        found = {(label.stage, label.side): label for label in review.safety_labels.all()}
+        blind, final = ReviewStage.BLIND, ReviewStage.FINAL
+        rows.append(
+            ReviewRow(
+                review=review,
+                blind_a=_describe(found.get((blind, "a"))),
+                blind_b=_describe(found.get((blind, "b"))),
+                final_a=_describe(found.get((final, "a"))),
+                final_b=_describe(found.get((final, "b"))),
+            )
+        )
+    return rows
 
 
 def _render(
@@ -56,19 +112,17 @@ def _render(
     reopen_form: ReopenForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    pair = adjudication.pair
+    pair, campaign = adjudication.pair, adjudication.campaign_pair.campaign
     context = {
         "adjudication": adjudication,
+        "campaign": campaign,
+        "two_axis": campaign.review_mode == ReviewMode.TWO_AXIS,
         "pair": pair,
         "question": pair.question,
-        "reviews": Review.objects.filter(campaign_pair=adjudication.campaign_pair)
-        .select_related("reviewer", "taxonomy_correction__parent__parent")
-        .order_by("submitted_at"),
-        "judgement": final_label.latest_judgement(
-            pair=pair, campaign=adjudication.campaign_pair.campaign
-        ),
+        "rows": _review_rows(adjudication),
+        "judgement": final_label.latest_judgement(pair=pair, campaign=campaign),
         "subcategories": list(TaxonomyNode.objects.active().subcategories().with_paths()),
-        "form": form or AdjudicationForm(),
+        "form": form or AdjudicationForm(campaign=campaign),
         "gold_form": gold_form or GoldVerdictForm(),
         "reopen_form": reopen_form or ReopenForm(),
         "events": adjudication.events.select_related("by"),

@@ -4,7 +4,6 @@
   "use strict";
 
   const IDLE_AFTER_MS = 60 * 1000;
-  const VERDICT_KEYS = { "1": "left", "2": "right", "0": "tie", x: "both_unsafe", c: "cannot_judge" };
 
   // ---- Active time: counted while the tab is visible and the reviewer did something recently.
   let activeMs = 0;
@@ -110,6 +109,66 @@
     describe();
   }
 
+  // ---- Answer rows: each fieldset.answer-row asks one thing (the verdict, an axis, one
+  // response's safety). Its row key (data-row-key) selects it; an option key (data-key) answers
+  // the selected row, which then hands on to the next, so a blind review is typed straight
+  // through. A key the selected row lacks answers the first row that has it (x: both unsafe).
+  let activeRow = 0;
+  function answerRows() {
+    return Array.from(document.querySelectorAll("#review-form .answer-row"));
+  }
+  function selectRow(index, focus) {
+    const rows = answerRows();
+    if (!rows.length) return false;
+    activeRow = Math.max(0, Math.min(index, rows.length - 1));
+    rows.forEach(function (row, i) { row.classList.toggle("is-active", i === activeRow); });
+    const row = rows[activeRow];
+    const radio = row.querySelector("input[type=radio]:checked") || row.querySelector("input[type=radio]");
+    if (focus && radio) radio.focus();
+    return true;
+  }
+  function answer(key) {
+    const rows = answerRows();
+    const selector = 'input[type="radio"][data-key="' + CSS.escape(key) + '"]';
+    let index = rows[activeRow] && rows[activeRow].querySelector(selector) ? activeRow : -1;
+    if (index < 0) index = rows.findIndex(function (row) { return row.querySelector(selector); });
+    if (index < 0) return false;
+    const radio = rows[index].querySelector(selector);
+    radio.checked = true;
+    radio.dispatchEvent(new Event("change", { bubbles: true }));
+    if (index < rows.length - 1) selectRow(index + 1, true);
+    else { selectRow(index, false); radio.focus(); }
+    return true;
+  }
+  function selectRowByKey(key) {
+    const index = answerRows().findIndex(function (row) { return row.dataset.rowKey === key; });
+    return index >= 0 && selectRow(index, true);
+  }
+  function focusHarm() {
+    const rows = answerRows();
+    const row = rows[activeRow] && rows[activeRow].querySelector(".harm-select")
+      ? rows[activeRow] : rows.find(function (r) { return r.querySelector(".harm-select"); });
+    if (!row) return false;
+    row.querySelector(".harm-select").focus();
+    return true;
+  }
+  document.addEventListener("change", function (event) {
+    const row = event.target instanceof Element ? event.target.closest("#review-form .answer-row") : null;
+    if (row) {
+      const rows = answerRows();
+      activeRow = rows.indexOf(row);
+      rows.forEach(function (r) { r.classList.toggle("is-active", r === row); });
+    }
+  });
+  // Esc leaves a harm menu for its row, where the shortcuts work again.
+  document.addEventListener("keydown", function (event) {
+    const select = event.target;
+    if (event.key !== "Escape" || !(select instanceof HTMLSelectElement) || !select.classList.contains("harm-select")) return;
+    event.preventDefault();
+    const row = select.closest(".answer-row");
+    selectRow(answerRows().indexOf(row), true);
+  });
+
   // ---- Shortcuts.
   function typing(target) {
     return target instanceof HTMLElement &&
@@ -135,9 +194,12 @@
     if (typing(event.target)) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     let handled = true;
-    if (key in VERDICT_KEYS) {
-      const radio = document.querySelector('#review-form input[name="verdict"][value="' + VERDICT_KEYS[key] + '"]');
-      if (radio) { radio.checked = true; radio.focus(); } else handled = false;
+    if (["0", "1", "2", "3", "x", "c"].includes(key)) {
+      handled = answer(key);
+    } else if (["v", "h", "l", "r"].includes(key)) {
+      handled = selectRowByKey(key);
+    } else if (key === "k") {
+      handled = focusHarm();
     } else if (key === "Enter") {
       handled = submitForm("#review-form");
     } else if (key === "t") {
@@ -188,9 +250,16 @@
     if (box && unblurred.has(review.dataset.assignment)) box.checked = true;
     enhanceTaxonomy(review);
     resetActiveTime();
-    const focusable = review.querySelector('#review-form input[name="verdict"]:checked') || review;
+    selectRow(0, false);
+    const first = answerRows()[0];
+    const focusable = (first && first.querySelector("input[type=radio]:checked")) || review;
     if (focusable === review) review.setAttribute("tabindex", "-1");
     focusable.focus({ preventScroll: true });
+    // The reveal arrives inside a swapped fragment, which screen readers do not announce:
+    // a live region outside it repeats it.
+    const announce = document.getElementById("review-announce");
+    const reveal = review.querySelector(".reveal");
+    if (announce) announce.textContent = reveal ? reveal.textContent.replace(/\s+/g, " ").trim() : "";
     review.dataset.ready = "1";
   }
   document.addEventListener("DOMContentLoaded", init);

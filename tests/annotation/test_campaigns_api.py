@@ -84,6 +84,8 @@ def test_an_admin_creates_a_campaign_with_the_selection_and_rules_asked(
         "judge_policy": "reviewers",
         "break_after_reviews": 40,
         "break_after_minutes": 45,
+        "review_mode": "single",
+        "per_response_safety": False,
     }
     assert answer["reviewers"] == ["otto", "rita"]
     assert sorted(campaign.pairs.values_list("pair_id", flat=True)) == [p.pk for p in wanted]
