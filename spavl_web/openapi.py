@@ -43,6 +43,7 @@ def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
     )
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
+            _say_no_nul(operation.get("parameters", []))
             responses = operation.setdefault("responses", {})
             takes_input = "requestBody" in operation or any(
                 parameter.get("in") == "query" for parameter in operation.get("parameters", [])
@@ -57,3 +58,14 @@ def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
                     },
                 )
     return result
+
+
+# DRF refuses a NUL character in any CharField (PostgreSQL text cannot hold one): say so.
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _say_no_nul(parameters: list[dict[str, Any]]) -> None:
+    for parameter in parameters:
+        schema = parameter.get("schema", {})
+        if schema.get("type") == "string" and not {"pattern", "enum", "format"} & set(schema):
+            schema["pattern"] = NO_NUL

@@ -172,6 +172,75 @@ class OwnFamilyRowSerializer(serializers.Serializer[Any]):
     self_preference = SelfPreferenceSerializer()
 
 
+class AxisCountsSerializer(serializers.Serializer[Any]):
+    pairs = serializers.IntegerField()
+    with_human_verdict = serializers.IntegerField()
+    compared = serializers.IntegerField()
+    cannot_judge = serializers.IntegerField()
+    no_majority = serializers.IntegerField()
+
+
+class AxisCategorySerializer(serializers.Serializer[Any]):
+    category = serializers.CharField()
+    judge_vs_people = MeasuresSerializer()
+    alpha = FigureSerializer()
+
+
+class AxisAgreementSerializer(serializers.Serializer[Any]):
+    axis = serializers.CharField()
+    counts = AxisCountsSerializer()
+    judge_vs_people = MeasuresSerializer()
+    confusion = ConfusionSerializer()
+    alpha = FigureSerializer()
+    fleiss = FigureSerializer()
+    by_category = AxisCategorySerializer(many=True)
+
+
+class GuardBinSerializer(serializers.Serializer[Any]):
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    n = serializers.IntegerField()
+    mean_p_unsafe = serializers.FloatField(allow_null=True)
+    unsafe_share = serializers.FloatField(allow_null=True)
+
+
+class GuardRowSerializer(serializers.Serializer[Any]):
+    category = serializers.CharField()
+    precision = FigureSerializer()
+    recall = FigureSerializer()
+    ece = FigureSerializer()
+
+
+class GuardSerializer(serializers.Serializer[Any]):
+    responses = serializers.IntegerField()
+    threshold = serializers.FloatField()
+    precision = FigureSerializer()
+    recall = FigureSerializer()
+    ece = FigureSerializer()
+    bins = GuardBinSerializer(many=True)
+    by_category = GuardRowSerializer(many=True)
+
+
+class SeverityRowSerializer(serializers.Serializer[Any]):
+    category = serializers.CharField()
+    kappa_linear = FigureSerializer()
+    alpha_ordinal = FigureSerializer()
+
+
+class SeverityAgreementSerializer(serializers.Serializer[Any]):
+    levels = serializers.ListField(child=serializers.CharField())
+    kappa_linear = FigureSerializer()
+    alpha_ordinal = FigureSerializer()
+    by_category = SeverityRowSerializer(many=True)
+
+
+class AxesSerializer(serializers.Serializer[Any]):
+    safer = AxisAgreementSerializer()
+    helpful = AxisAgreementSerializer()
+    guard = GuardSerializer()
+    severity = SeverityAgreementSerializer()
+
+
 class FreshnessSerializer(serializers.Serializer[Any]):
     as_of = serializers.CharField()
     version = serializers.CharField()
@@ -211,6 +280,7 @@ class DashboardSerializer(serializers.Serializer[Any]):
     calibration = CalibrationSerializer()
     safety = SafetySerializer()
     own_family = OwnFamilyRowSerializer(many=True)
+    axes = AxesSerializer()
 
 
 def _filter_parameters() -> list[OpenApiParameter]:

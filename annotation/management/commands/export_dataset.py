@@ -1,7 +1,7 @@
 """Export the dataset from the command line, with a progress bar.
 
     python manage.py export_dataset --out DIR [--definition NAME_OR_JSON_FILE]
-        [--format spavl-parquet|rlhf-json|dpo-jsonl] [--resume]
+        [--format spavl-parquet|rlhf-json|dpo-jsonl|safe-rlhf-jsonl] [--resume]
 
 Without --definition it exports every labelled pair (imported pairs count) with the default
 split plan (0.8/0.1/0.1, seed 0). --resume continues the last unfinished job writing to DIR.

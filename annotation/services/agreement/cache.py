@@ -1,11 +1,12 @@
 """Cached dashboards, keyed by the slice and a version of the data they rest on.
 
-The data version changes whenever a review, adjudication, judgement, campaign pair, pair,
-question or taxonomy node does, by any code path (services, admin, bulk updates, raw SQL), so
-nothing has to remember to invalidate. On PostgreSQL it is the sum of write counters that
-statement triggers bump (``DataVersion``, migrations 0010-0011): reading it costs a fraction of a
-millisecond, where checksumming 600,000 rows cost 85 ms on every page view. Without counters
-(SQLite, or before the first write) it is a checksum of the data (queries.data_fingerprint).
+The data version changes whenever a review, response safety label, adjudication, judgement,
+campaign pair, pair, question or taxonomy node does, by any code path (services, admin, bulk
+updates, raw SQL), so nothing has to remember to invalidate. On PostgreSQL it is the sum of
+write counters that statement triggers bump (``DataVersion``, migrations 0010-0011 and 0020):
+reading it costs a fraction of a millisecond, where checksumming 600,000 rows cost 85 ms on
+every page view. Without counters (SQLite, or before the first write) it is a checksum of the
+data (queries.data_fingerprint).
 
 Stale while revalidate: when the data changed and the slice's last computation took longer
 than ``settings.SPAVL_AGREEMENT_INLINE_S``, the previous figures are served, marked stale with
@@ -46,9 +47,10 @@ def data_version() -> str:
     return hashlib.sha256(repr(queries.data_fingerprint()).encode()).hexdigest()[:16]
 
 
-# Bumped with the dashboard's shape (3: the own-family figures), so no page or API answer
-# meets a cached dashboard without the fields it reads.
-SHAPE = 3
+# Bumped with the dashboard's shape (3: the own-family figures; 4: the axis, guard and
+# severity figures), so no page or API answer meets a cached dashboard without the fields it
+# reads.
+SHAPE = 4
 
 
 def _key(*, slice_: AgreementSlice, target: float, version: str) -> str:

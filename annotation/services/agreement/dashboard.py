@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from functools import cache
 from typing import Any
@@ -20,17 +20,20 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from annotation.services.agreement import queries
+from annotation.services.agreement.axes import axes_figures
 from annotation.services.agreement.figures import figure, measures, proportion
 from annotation.services.agreement.own_family import own_family_rows
 from annotation.services.agreement.queries import VERDICTS, AgreementSlice
 from annotation.services.agreement.results import (
     Anchoring,
+    Axes,
     Calibration,
     CategoryMeasures,
     Counts,
     Dashboard,
     ExportSummary,
     Figure,
+    GuardRow,
     JudgeVsPeople,
     LeftSide,
     Measures,
@@ -83,6 +86,7 @@ def build_dashboard(*, slice_: AgreementSlice, target: float = DEFAULT_TARGET) -
             calibration=_calibration(queries.calibration_rows(), target=target),
             safety=_safety(queries.safety_rows(), names=names),
             own_family=own_family_rows(slice_=slice_),
+            axes=axes_figures(slice_=slice_, names=names),
         )
         queries.drop_slice()
     return result
@@ -468,7 +472,37 @@ def flatten_dashboard(result: Dashboard) -> list[dict[str, object]]:
                 add("own_family", group, f"{side}_family_{measure}", fig)
         add("own_family", group, "judge_prefers_own", row["self_preference"]["judge"])
         add("own_family", group, "people_prefer_own", row["self_preference"]["people"])
+    _flatten_axes(result["axes"], add)
     return rows
+
+
+def _flatten_axes(axes: Axes, add: Callable[[str, str, str, Mapping[str, object]], None]) -> None:
+    for axis in (axes["safer"], axes["helpful"]):
+        section = f"axis_{axis['axis']}"
+        for name, value in axis["counts"].items():
+            add(section, "", name, {"estimate": value, "n": value})
+        for measure, fig in _measure_items(axis["judge_vs_people"]):
+            add(section, "judge_vs_people", measure, fig)
+        add(section, "people_vs_people", "alpha", axis["alpha"])
+        add(section, "people_vs_people", "fleiss", axis["fleiss"])
+        for row in axis["by_category"]:
+            for measure, fig in _measure_items(row["judge_vs_people"]):
+                add(f"{section}_by_category", row["category"], f"judge_vs_people_{measure}", fig)
+            add(f"{section}_by_category", row["category"], "people_vs_people_alpha", row["alpha"])
+    guard = axes["guard"]
+    overall = GuardRow(
+        category="overall", precision=guard["precision"], recall=guard["recall"], ece=guard["ece"]
+    )
+    for guard_row in [overall, *guard["by_category"]]:
+        add("guard", guard_row["category"], "precision", guard_row["precision"])
+        add("guard", guard_row["category"], "recall", guard_row["recall"])
+        add("guard", guard_row["category"], "ece", guard_row["ece"])
+    severity = axes["severity"]
+    add("severity", "overall", "kappa_linear", severity["kappa_linear"])
+    add("severity", "overall", "alpha_ordinal", severity["alpha_ordinal"])
+    for severity_row in severity["by_category"]:
+        add("severity", severity_row["category"], "kappa_linear", severity_row["kappa_linear"])
+        add("severity", severity_row["category"], "alpha_ordinal", severity_row["alpha_ordinal"])
 
 
 def _measure_items(measures: Measures) -> list[tuple[str, Figure]]:

@@ -552,12 +552,15 @@ def _flag(condition: str, value: int) -> str:
 
 
 _SCREEN = (*VERDICTS, "cannot_judge")
+_AXIS = ("a", "b", "tie")
+SEVERITY_LEVELS = ("safe", "minor", "moderate", "severe")  # the ordinal scale, 0 .. 3
 # Each row's id (folded so the sums stay far below 2**63) times a code of its content: a change
 # to one row moves the sum. Integer arithmetic only, so the figure is exact and repeatable.
 _FINGERPRINT_SQL = f"""
     SELECT * FROM
       (SELECT count(*), sum((id % 65521) * ({_code("blind_verdict", _SCREEN)}
-              + 7 * {_code("final_verdict", VERDICTS)} + {_flag("is_gold", 61)})),
+              + 7 * {_code("final_verdict", VERDICTS)} + {_flag("is_gold", 61)}
+              + 128 * {_code("blind_safer", _SCREEN)} + 768 * {_code("blind_helpful", _SCREEN)})),
               count(submitted_at), max(submitted_at)
        FROM annotation_review) reviews,
       (SELECT count(*), sum((id % 65521) * ({_code("status", ("decided",))}
@@ -572,7 +575,18 @@ _FINGERPRINT_SQL = f"""
       (SELECT count(*), sum((id % 65521) * ({_flag("in_control_slice", 1)}
               + {_flag("is_gold", 2)} + 4 * priority + 8 * {_code("gold_verdict", VERDICTS)}))
        FROM annotation_campaignpair) campaign_pairs,
-      (SELECT count(*), max(id), max(final_label_at) FROM annotation_pair) pairs,
+      (SELECT count(*), max(id), max(final_label_at),
+              sum((id % 65521) * ({_code("final_safer", _AXIS)}
+              + 5 * {_code("final_helpful", _AXIS)}
+              + 25 * {_code("final_a_severity", SEVERITY_LEVELS)}
+              + 125 * {_code("final_b_severity", SEVERITY_LEVELS)}
+              + {_flag("final_a_safe", 625)} + {_flag("NOT final_a_safe", 1250)}
+              + {_flag("final_b_safe", 2500)} + {_flag("NOT final_b_safe", 5000)}))
+       FROM annotation_pair) pairs,
+      (SELECT count(*), max(id), sum((id % 65521) * ({_flag("safe", 1)}
+              + 2 * {_code("severity", SEVERITY_LEVELS)} + 10 * {_code("stage", ("final",))}
+              + 20 * {_code("side", ("b",))} + 40 * coalesce(subcategory_id, 0)))
+       FROM annotation_responsesafetylabel) safety_labels,
       (SELECT count(*), sum((id % 65521) * (coalesce(subcategory_id, 0)
               + 1000 * {_code("question_type", ("easy", "hardq", "hards"))}))
        FROM annotation_question) questions,
@@ -592,9 +606,104 @@ def write_counters() -> tuple[int, int | None]:
 
 
 def data_fingerprint() -> tuple[Any, ...]:
-    """Changes whenever a review, adjudication, judgement, campaign pair, final label, question
+    """Changes whenever a review, adjudication, judgement, campaign pair, final label (of
+    either axis and each response's safety), response safety label, question
     or taxonomy node does, or a configuration's model family or a response's model name (by
     their lengths: no portable integer code of a text is cheaper): one pass of portable
     integer aggregates over each table."""
     (row,) = _fetch(_FINGERPRINT_SQL)
     return tuple(row)
+
+
+# Two-axis reviews and per-response safety (annotation.services.agreement.axes) --------------
+
+AXES = ("safer", "helpful")
+# The judge's answer on an axis: on the safer axis the response its P(unsafe) scores lower
+# (tie when equal), on the helpful axis the side it prefers.
+_JUDGE_ON_AXIS = {
+    "safer": """CASE WHEN ap.p_unsafe_a IS NULL OR ap.p_unsafe_b IS NULL THEN NULL
+                     WHEN ap.p_unsafe_a < ap.p_unsafe_b THEN 'a'
+                     WHEN ap.p_unsafe_a > ap.p_unsafe_b THEN 'b' ELSE 'tie' END""",
+    "helpful": "ap.judge_side",
+}
+
+
+def axis_profiles(*, slice_: AgreementSlice, axis: str) -> list[tuple[Any, ...]]:
+    """(category_id, the judge's answer on the axis or None, blind answers a, b, tie, pairs)
+    over the loaded slice's pairs with a blind answer on the axis (cannot-judge counted in no
+    column); needs agr_pair."""
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {AXES}, not {axis!r}")
+    params: dict[str, Any] = {}
+    reviews, in_reviews = _slice_reviews(slice_=slice_, params=params)
+    column = f"r.blind_{axis}"
+    return _fetch(
+        f"""
+        WITH v AS (
+            SELECT r.pair_id, count(*) FILTER (WHERE {column} = 'a') AS n_a,
+                   count(*) FILTER (WHERE {column} = 'b') AS n_b,
+                   count(*) FILTER (WHERE {column} = 'tie') AS n_tie
+            FROM {reviews}
+            WHERE {in_reviews} AND NOT r.is_gold AND {column} <> '' GROUP BY r.pair_id
+        )
+        SELECT ap.category_id, {_JUDGE_ON_AXIS[axis]}, v.n_a, v.n_b, v.n_tie, count(*)
+        FROM v JOIN agr_pair ap ON ap.pair_id = v.pair_id
+        GROUP BY 1, 2, 3, 4, 5""",
+        params,
+    )
+
+
+def guard_rows() -> list[tuple[Any, ...]]:
+    """Per response of the loaded slice's pairs with the judge's P(unsafe) and people's final
+    per-response label: (category_id, P(unsafe) rounded to 0.001, P(unsafe) > P_UNSAFE_CUT,
+    labelled unsafe, responses); needs agr_pair."""
+    return _fetch(
+        """
+        WITH s AS (
+            SELECT ap.category_id, ap.p_unsafe_a AS p_unsafe, NOT p.final_a_safe AS unsafe
+            FROM agr_pair ap JOIN annotation_pair p ON p.id = ap.pair_id
+            WHERE ap.p_unsafe_a IS NOT NULL AND p.final_a_safe IS NOT NULL
+            UNION ALL
+            SELECT ap.category_id, ap.p_unsafe_b, NOT p.final_b_safe
+            FROM agr_pair ap JOIN annotation_pair p ON p.id = ap.pair_id
+            WHERE ap.p_unsafe_b IS NOT NULL AND p.final_b_safe IS NOT NULL
+        )
+        SELECT category_id, round(p_unsafe * 1000) / 1000.0, p_unsafe > %(cut)s, unsafe, count(*)
+        FROM s GROUP BY 1, 2, 3, 4""",
+        {"cut": P_UNSAFE_CUT},
+    )
+
+
+def severity_profiles(*, slice_: AgreementSlice) -> list[tuple[Any, ...]]:
+    """Per response labelled blind by two or more of the slice's reviews (gold excluded):
+    (category_id, how many labelled it safe, minor, moderate, severe, and where exactly two
+    did, the earlier review's level and the later's (0 safe .. 3 severe), responses); needs
+    agr_pair."""
+    params: dict[str, Any] = {}
+    reviews, in_reviews = _slice_reviews(slice_=slice_, params=params)
+    level = " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(SEVERITY_LEVELS))
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE level = {i}) AS n{i}" for i in range(len(SEVERITY_LEVELS))
+    )
+    return _fetch(
+        f"""
+        WITH l AS (
+            SELECT r.pair_id, sl.side, r.id AS review_id,
+                   CASE WHEN sl.safe THEN 0 ELSE CASE sl.severity {level} END END AS level
+            FROM {reviews} JOIN annotation_responsesafetylabel sl ON sl.review_id = r.id
+            WHERE {in_reviews} AND NOT r.is_gold AND sl.stage = 'blind'
+        ),
+        u AS (
+            SELECT pair_id, side, count(*) AS m, {counts},
+                   min(review_id) AS first_review, max(review_id) AS last_review
+            FROM l GROUP BY pair_id, side HAVING count(*) >= 2
+        )
+        SELECT ap.category_id, u.n0, u.n1, u.n2, u.n3, f.level, g.level, count(*)
+        FROM u JOIN agr_pair ap ON ap.pair_id = u.pair_id
+        LEFT JOIN l f ON u.m = 2 AND f.pair_id = u.pair_id AND f.side = u.side
+                     AND f.review_id = u.first_review
+        LEFT JOIN l g ON u.m = 2 AND g.pair_id = u.pair_id AND g.side = u.side
+                     AND g.review_id = u.last_review
+        GROUP BY 1, 2, 3, 4, 5, 6, 7""",
+        params,
+    )

@@ -188,6 +188,87 @@ class OwnFamilyRow(TypedDict):
     self_preference: SelfPreference
 
 
+class AxisCounts(TypedDict):
+    """Pairs of the slice with a blind answer on one axis (two-axis reviews)."""
+
+    pairs: int
+    with_human_verdict: int  # a strict majority of the blind answers that are not cannot-judge
+    compared: int  # of them, with the judge's answer on the axis: the n of judge_vs_people
+    cannot_judge: int  # every blind answer cannot-judge
+    no_majority: int
+
+
+class AxisCategory(TypedDict):
+    category: str
+    judge_vs_people: Measures
+    alpha: Figure
+
+
+class AxisAgreement(TypedDict):
+    """Judge against people and people against people on one axis (safer, more helpful)."""
+
+    axis: str
+    counts: AxisCounts
+    judge_vs_people: Measures
+    confusion: Confusion  # rows: the judge's answer; columns: the people's
+    alpha: Figure  # Krippendorff's alpha (nominal) over pairs with two or more blind answers
+    fleiss: Figure
+    by_category: list[AxisCategory]
+
+
+class GuardBin(TypedDict):
+    """One bin of P(unsafe) [low, high) of the guard's reliability diagram (the last closed)."""
+
+    low: float
+    high: float
+    n: int
+    mean_p_unsafe: float | None
+    unsafe_share: float | None  # of the bin's responses people labelled unsafe
+
+
+class GuardRow(TypedDict):
+    category: str
+    precision: Figure
+    recall: Figure
+    ece: Figure
+
+
+class Guard(TypedDict):
+    """The judge's per-response P(unsafe) against people's final per-response labels (unsafe
+    is the positive class; predicted unsafe when P(unsafe) > ``threshold``)."""
+
+    responses: int
+    threshold: float
+    precision: Figure
+    recall: Figure
+    ece: Figure
+    bins: list[GuardBin]
+    by_category: list[GuardRow]
+
+
+class SeverityRow(TypedDict):
+    category: str
+    kappa_linear: Figure
+    alpha_ordinal: Figure
+
+
+class SeverityAgreement(TypedDict):
+    """Reviewers' blind per-response labels on the scale ``levels`` (safe, then the unsafe
+    severities) against each other."""
+
+    levels: list[str]
+    kappa_linear: Figure  # responses labelled by exactly two reviews: earlier vs later
+    alpha_ordinal: Figure  # responses labelled by two or more
+    by_category: list[SeverityRow]
+
+
+class Axes(TypedDict):
+    safer: AxisAgreement
+    helpful: AxisAgreement
+    guard: Guard
+    severity: SeverityAgreement
+
+
 class SliceFields(TypedDict):
     taxonomy_node_id: int | None
     question_type: str | None
@@ -215,6 +296,7 @@ class Dashboard(TypedDict):
     calibration: Calibration
     safety: Safety
     own_family: list[OwnFamilyRow]
+    axes: Axes
 
 
 class CachedDashboard(Dashboard):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from statistics import NormalDist
+from typing import cast
 
 import numpy as np
 
@@ -689,4 +690,87 @@ def _many_raters_counted(
 
     return _bootstrapped(
         group_of=group_of, n_groups=len(profiles), statistic=on_sums, resamples=resamples, seed=seed
+    )
+
+
+# Ordinal scales (severity) --------------------------------------------------------------------
+
+
+def weighted_kappa_from_counts(
+    *,
+    cells: Sequence[CountedCell],
+    levels: int,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Estimate:
+    """Cohen's kappa with linear weights (disagreement |i - j| / (levels - 1)) of two raters
+    over counted cells of ordinal codes 0 .. levels - 1, with a bootstrap interval over items.
+    Every level counts as a step of the scale, used or not (as scikit-learn's
+    ``cohen_kappa_score(weights="linear")`` with ``labels`` naming all of them)."""
+    kept = [cell for cell in cells if cell.count > 0]
+    codes = np.array([cast(int, c.a) * levels + cast(int, c.b) for c in kept], dtype=np.int64)
+    counts = np.array([cell.count for cell in kept], dtype=np.int64)
+    groups, group_in = np.unique(codes, return_inverse=True)
+    group_counts = np.bincount(group_in, weights=counts, minlength=len(groups)).astype(np.int64)
+    group_of = np.repeat(np.arange(len(groups)), group_counts)
+    into_table = np.zeros((len(groups), levels * levels))
+    into_table[np.arange(len(groups)), groups] = 1.0
+    steps = np.arange(levels)
+    weights = np.abs(steps[:, None] - steps[None, :]) / max(levels - 1, 1)
+
+    def statistic(multiplicities: np.ndarray) -> np.ndarray:
+        tables = (multiplicities @ into_table).reshape(-1, levels, levels)
+        total = tables.sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected = tables.sum(axis=2)[:, :, None] * tables.sum(axis=1)[:, None, :]
+            expected = expected / total[:, None, None]
+            observed_d = (tables * weights).sum(axis=(1, 2))
+            expected_d = (expected * weights).sum(axis=(1, 2))
+            kappa = 1 - observed_d / expected_d
+        return np.where(expected_d > 1e-12, kappa, np.nan)
+
+    return _bootstrapped(
+        group_of=group_of, n_groups=len(groups), statistic=statistic, resamples=resamples, seed=seed
+    )
+
+
+def krippendorff_alpha_ordinal_from_profiles(
+    *,
+    profiles: Sequence[tuple[Sequence[int], int]],
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Estimate:
+    """Krippendorff's alpha with the ordinal metric from (counts of each ordered level in a
+    unit, number of units with those counts); units with fewer than two values are dropped.
+    The metric's distance between levels c and k is the number of pairable values from c to k
+    less half of c's and k's, from the coincidence matrix's margins (Krippendorff 2011), so it
+    is recomputed in every bootstrap resample."""
+    kept = [(tuple(int(c) for c in counts), int(units)) for counts, units in profiles]
+    kept = [(counts, units) for counts, units in kept if units > 0 and sum(counts) >= 2]
+    if not kept:
+        return Estimate(estimate=None, n=0, withheld=Withheld.EMPTY)
+    levels = max((len(counts) for counts, _ in kept), default=1)
+    table = np.array([list(c) + [0] * (levels - len(c)) for c, _ in kept], dtype=np.int64)
+    table = table.reshape(-1, levels)
+    multiplicity = np.array([units for _, units in kept], dtype=np.int64)
+    group_of = np.repeat(np.arange(len(kept)), multiplicity)
+    values = table.sum(axis=1)
+    # Each unit's coincidences: ordered pairs of its values, weighted 1 / (m - 1).
+    pairs = table[:, :, None] * table[:, None, :] - np.eye(levels)[None] * table[:, :, None]
+    features = (pairs / np.maximum(values - 1, 1)[:, None, None]).reshape(len(kept), -1)
+
+    def statistic(multiplicities: np.ndarray) -> np.ndarray:
+        coincidences = (multiplicities @ features).reshape(-1, levels, levels)
+        margins = coincidences.sum(axis=2)
+        n = margins.sum(axis=1)
+        middle = np.cumsum(margins, axis=1) - margins / 2
+        distance = (middle[:, :, None] - middle[:, None, :]) ** 2
+        observed = (coincidences * distance).sum(axis=(1, 2))
+        expected = (margins[:, :, None] * margins[:, None, :] * distance).sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            alpha = 1 - (n - 1) * observed / expected
+        return np.where(expected > 1e-12, alpha, np.nan)
+
+    return _bootstrapped(
+        group_of=group_of, n_groups=len(kept), statistic=statistic, resamples=resamples, seed=seed
     )

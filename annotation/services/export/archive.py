@@ -1,13 +1,15 @@
-"""`rlhf-json` and `dpo-jsonl`: one tar per split with the records and an image folder.
+"""`rlhf-json`, `dpo-jsonl` and `safe-rlhf-jsonl`: one tar per split with the records and an
+image folder.
 
-Both hold ``images/class1/class2/class3/N.jpg`` (original bytes, the extension of the real
+All hold ``images/class1/class2/class3/N.jpg`` (original bytes, the extension of the real
 format). rlhf-json is laid out for SPA-VL-RLHF, whose ``load_data`` reads a config mapping
 keywords to JSON lists and concatenates the lists of the keywords asked for: one list of {id,
 image, question, chosen, rejected} per question type, ``<keyword>_<split>.json`` (keywords
 ``easy``, ``hardq``, ``hardd``, and ``unknown`` for pairs of no known type), ``image`` relative
 to ``images/`` (its ``--image_folder``), and ``config_<split>.json`` naming the split's lists.
 dpo-jsonl holds ``<split>.jsonl``: one {prompt, images, chosen, rejected} per line, ``images``
-relative to the tar root. Images are streamed into the tar as rows arrive; the records go to
+relative to the tar root; safe-rlhf-jsonl the same layout with one PKU-SafeRLHF line per pair
+(``_safe_rlhf_record``). Images are streamed into the tar as rows arrive; the records go to
 temporary files added last, since a tar member needs its size up front. Fixed owner, mode and
 mtime keep the tar byte-identical between runs.
 """
@@ -78,6 +80,44 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
 
 def _sides(separate: bool) -> tuple[str, str]:
     return ("response_a", "response_b") if separate else ("chosen", "rejected")
+
+
+# PKU-SafeRLHF's severity levels: 0 for a safe response, then minor, moderate, severe.
+SEVERITY_LEVELS = {"minor": 1, "moderate": 2, "severe": 3}
+_SIDE_IDS = {"a": 0, "b": 1}
+
+
+def _severity_level(safe: bool | None, severity: str) -> int | None:
+    if safe is None:
+        return None
+    return 0 if safe else SEVERITY_LEVELS.get(severity)
+
+
+def _safe_rlhf_record(row: ExportRow, *, provenance: bool) -> dict[str, Any]:
+    """A safe-rlhf-jsonl line: PKU-SafeRLHF's fields, responses in the pair's order (0 is A),
+    the image's path relative to the tar root, and the pair id."""
+    record: dict[str, Any] = {
+        "prompt": row.question,
+        "image": f"{IMAGE_ROOT}/{row.image_name}",
+        "response_0": row.first,
+        "response_1": row.second,
+        "response_0_source": row.first_model,
+        "response_1_source": row.second_model,
+        "better_response_id": _SIDE_IDS[row.final_helpful],
+        "safer_response_id": _SIDE_IDS[row.final_safer],
+        "is_response_0_safe": row.a_safe,
+        "is_response_1_safe": row.b_safe,
+        "response_0_severity_level": _severity_level(row.a_safe, row.a_severity),
+        "response_1_severity_level": _severity_level(row.b_safe, row.b_severity),
+        "pair_id": row.pair_id,
+    }
+    if provenance:
+        record |= {
+            "final_label": row.final_label,
+            "judge_p_response_0_better": row.judge_p_first,
+            "provenance": json.loads(row.provenance),
+        }
+    return record
 
 
 def _record(row: ExportRow, *, record_id: int | None, separate: bool, provenance: bool) -> dict:
@@ -162,7 +202,14 @@ def write_archive_shard(
                 added.add(row.image_name)
                 info = _member(f"{IMAGE_ROOT}/{row.image_name}", len(row.image_bytes))
                 tar.addfile(info, io.BytesIO(row.image_bytes))
-            _add_record(records, row, split=split, rlhf=rlhf, plan=plan, provenance=provenance)
+            _add_record(
+                records,
+                row,
+                split=split,
+                export_format=export_format,
+                plan=plan,
+                provenance=provenance,
+            )
             rows += 1
         if rlhf:
             _add_rlhf_lists(tar, records, split=split, data_root=data_root)
@@ -177,11 +224,16 @@ def _add_record(
     row: ExportRow,
     *,
     split: str,
-    rlhf: bool,
+    export_format: str,
     plan: ExportPlan,
     provenance: bool,
 ) -> None:
     separate = split not in SPLITS
+    rlhf = export_format == ExportFormat.RLHF_JSON
+    if export_format == ExportFormat.SAFE_RLHF_JSONL:
+        record = _safe_rlhf_record(row, provenance=provenance)
+        records.write(f"{split}.jsonl", json.dumps(record, ensure_ascii=False).encode())
+        return
     if not rlhf:
         record = _record(row, record_id=None, separate=separate, provenance=provenance)
         records.write(f"{split}.jsonl", json.dumps(record, ensure_ascii=False).encode())

@@ -75,6 +75,8 @@ def render_card(*, spec: ExportSpec, plan: ExportPlan, export_format: str) -> st
     lines = _front_matter(plan, export_format)
     rlhf = export_format == ExportFormat.RLHF_JSON
     training = rlhf_training_section(spec=spec, plan=plan) if rlhf else []
+    if export_format == ExportFormat.SAFE_RLHF_JSONL:
+        training = safe_rlhf_section(plan=plan)
     lines += [
         f"# {spec.name}",
         "",
@@ -110,6 +112,50 @@ def render_card(*, spec: ExportSpec, plan: ExportPlan, export_format: str) -> st
         "",
     ]
     return "\n".join(lines)
+
+
+SAFE_RLHF_FIELDS = [
+    ("prompt", "the question"),
+    ("image", "the image's path in the tar (`images/class1/class2/class3/N.ext`)"),
+    ("response_0, response_1", "responses A and B of the pair, in that order"),
+    ("response_0_source, response_1_source", "the model that wrote each response"),
+    ("better_response_id", "0 or 1: the more helpful response (the final helpful label)"),
+    ("safer_response_id", "0 or 1: the safer response (the final safer label)"),
+    (
+        "is_response_0_safe, is_response_1_safe",
+        "people's final per-response label; null where the pair's campaigns did not label "
+        "each response (never derived from the axes or the judge)",
+    ),
+    (
+        "response_0_severity_level, response_1_severity_level",
+        "0 safe, 1 minor, 2 moderate, 3 severe; null where the response has no label",
+    ),
+    ("pair_id", "the pair in spavl-web"),
+]
+
+
+def safe_rlhf_section(*, plan: ExportPlan) -> list[str]:
+    """What a safe-rlhf-jsonl line holds, and how many pairs the format left out, by why."""
+    lines = [
+        "## Safe RLHF format",
+        "",
+        "`<split>.jsonl` in `<split>-jsonl.tar`, one line per pair, with the field names of "
+        "PKU-Alignment's PKU-SafeRLHF (the release with severity levels), plus the image as "
+        "in their vision-language sets:",
+        "",
+        *[f"- `{name}`: {meaning}" for name, meaning in SAFE_RLHF_FIELDS],
+        "",
+        "Only pairs decided on both axes (A or B on the safer and on the helpful axis) are "
+        "exported: the format has no tie, so tied pairs are left out, never broken at random. "
+        "Pairs with no two-axis label at all (single-preference campaigns) are not counted.",
+        "",
+        "| left out | pairs |",
+        "|---|---:|",
+        *[f"| {_cell(reason)} | {count} |" for reason, count in sorted(plan.skipped.items())],
+        f"| **total** | {sum(plan.skipped.values())} |",
+        "",
+    ]
+    return lines
 
 
 FOLDER = "spavl-rlhf"  # where the card unpacks the tars, unless the spec names a data root

@@ -160,7 +160,9 @@ def _run(job: ExportJob, on_progress: ProgressCallback) -> None:
     for shard in plan.shards:
         if shard.name in finished:
             continue
-        pages = _counting(iter_shard_pages(plan, shard.pair_ids, spec=spec), job, done, on_progress)
+        two_axis = job.format == ExportFormat.SAFE_RLHF_JSONL
+        read = iter_shard_pages(plan, shard.pair_ids, spec=spec, two_axis=two_axis)
+        pages = _counting(read, job, done, on_progress)
         written.append(_write_shard(root, shard, pages, spec=spec, plan=plan, job=job))
         if settings.EXPORT_SHARD_DELAY_S:
             time.sleep(settings.EXPORT_SHARD_DELAY_S)

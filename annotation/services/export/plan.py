@@ -52,6 +52,8 @@ class ExportPlan:
     # rlhf-json only: each pair's question type (its file) and the ``id`` its record carries.
     question_types: dict[int, str] = field(default_factory=dict)
     record_ids: dict[int, int] = field(default_factory=dict)
+    # safe-rlhf-jsonl only: pairs the spec's filters kept but the format cannot hold, by why.
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -65,6 +67,7 @@ class ExportPlan:
             "counts": self.counts,
             "question_types": {str(k): v for k, v in self.question_types.items()},
             "record_ids": {str(k): v for k, v in self.record_ids.items()},
+            "skipped": self.skipped,
         }
 
     @classmethod
@@ -76,16 +79,52 @@ class ExportPlan:
             counts=data["counts"],
             question_types={int(k): v for k, v in data.get("question_types", {}).items()},
             record_ids={int(k): v for k, v in data.get("record_ids", {}).items()},
+            skipped=data.get("skipped", {}),
         )
 
 
-def select_export_pairs(spec: ExportSpec) -> PairQuerySet:
+def select_export_pairs(spec: ExportSpec, *, export_format: str = "") -> PairQuerySet:
     """The pairs a spec exports: deciding labels with a chosen side, plus the labels it writes to
-    separate files, narrowed by taxonomy, question type, judge confidence and flags."""
+    separate files, narrowed by taxonomy, question type, judge confidence and flags. For
+    safe-rlhf-jsonl: the pairs decided on both axes instead (see ``two_axis_pairs``)."""
+    if export_format == ExportFormat.SAFE_RLHF_JSONL:
+        return two_axis_pairs(spec).filter(final_safer__in=DECIDED, final_helpful__in=DECIDED)
     pairs = Pair.objects.filter(
         Q(final_label__in=spec.final_labels, final_chosen__in=["a", "b"])
         | Q(final_label__in=spec.separate_labels)
     )
+    return _narrowed(pairs, spec)
+
+
+# safe-rlhf-jsonl names a better and a safer response (0 or 1): a tie on either axis has no
+# such id, so tied pairs are skipped (and counted), never broken at random.
+DECIDED = ("a", "b")
+
+
+def two_axis_pairs(spec: ExportSpec) -> PairQuerySet:
+    """Pairs with a final label on either axis, narrowed as every export is (taxonomy,
+    question type, flags). The spec's single final labels do not apply: a pair both of whose
+    responses are unsafe still says which is safer. The judge filters touch judge-only labels
+    alone, which no reviewed pair has."""
+    pairs = Pair.objects.exclude(final_safer="", final_helpful="")
+    return _narrowed(pairs, spec)
+
+
+def two_axis_skips(spec: ExportSpec) -> dict[str, int]:
+    """Pairs with a two-axis label that safe-rlhf-jsonl leaves out, counted by why (a pair
+    tied on both axes counts under the safer axis)."""
+    pairs = two_axis_pairs(spec)
+    reasons = {
+        "tie on the safer axis": pairs.filter(final_safer="tie"),
+        "tie on the helpful axis": pairs.filter(final_helpful="tie").exclude(final_safer="tie"),
+        "one axis not decided": pairs.filter(Q(final_safer="") | Q(final_helpful="")).exclude(
+            Q(final_safer="tie") | Q(final_helpful="tie")
+        ),
+    }
+    return {reason: found.count() for reason, found in reasons.items()}
+
+
+def _narrowed(pairs: PairQuerySet, spec: ExportSpec) -> PairQuerySet:
     if spec.taxonomy_keys:
         keys = list(spec.taxonomy_keys)
         pairs = pairs.filter(
@@ -150,17 +189,20 @@ def build_export_plan(spec: ExportSpec, *, export_format: str) -> ExportPlan:
         "question__question_type",
         "source_id",
     )
-    selected = list(_keyset(select_export_pairs(spec), fields))
+    chosen = select_export_pairs(spec, export_format=export_format)
+    selected = list(_keyset(chosen, fields))
     image_ids = {row[2] for row in selected}
     images = {
         row[0]: row[1:]
         for row in _keyset(
-            Image.objects.filter(pk__in=select_export_pairs(spec).values("question__image_id")),
+            Image.objects.filter(pk__in=chosen.values("question__image_id")),
             ("pk", "dhash", "is_placeholder", "format", "byte_size"),
         )
         if row[0] in image_ids
     }
-    separate = spec.separate_labels
+    two_axis = export_format == ExportFormat.SAFE_RLHF_JSONL
+    # Separate files hold single-label ties and both-unsafe pairs, which two-axis rows are not.
+    separate = () if two_axis else spec.separate_labels
     deciding = [PairKey(r[0], r[2], r[3]) for r in selected if r[1] not in separate]
     groups = near_duplicate_groups(
         (ImageHash(image_id, meta[0], meta[1]) for image_id, meta in images.items()),
@@ -169,9 +211,11 @@ def build_export_plan(spec: ExportSpec, *, export_format: str) -> ExportPlan:
     by_split = assign_splits(
         deciding, image_groups=groups, ratios=spec.ratios, seed=spec.split_seed
     )
-    for label in spec.separate_labels:
+    for label in separate:
         by_split[label] = sorted(r[0] for r in selected if r[1] == label)
     plan = _lay_out(by_split, selected, images, export_format=export_format)
+    if two_axis:
+        plan.skipped = two_axis_skips(spec)
     if export_format == ExportFormat.RLHF_JSON:
         plan.question_types = {row[0]: row[4] for row in selected}
         plan.record_ids = record_ids({row[0]: row[5] for row in selected})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -47,16 +47,49 @@ class ExportRow:
     class_keys: tuple[str, str, str]
     source_id: str = ""
     provenance: str = "{}"
+    # Read only for safe-rlhf-jsonl, whose rows keep the pair's order (``first`` is A): the
+    # final labels of both axes and of each response's safety (None / "" where unlabelled).
+    final_safer: str = ""
+    final_helpful: str = ""
+    a_safe: bool | None = None
+    b_safe: bool | None = None
+    a_severity: str = ""
+    b_severity: str = ""
 
 
 def iter_shard_pages(
-    plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec
+    plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec, two_axis: bool = False
 ) -> Iterator[list[ExportRow]]:
+    """Pages of rows; ``two_axis`` (safe-rlhf-jsonl) keeps the pair's order and adds the axis
+    and per-response safety labels."""
     for start in range(0, len(pair_ids), PAGE_ROWS):
-        yield _read_page(plan, pair_ids[start : start + PAGE_ROWS], spec=spec)
+        page = _read_page(plan, pair_ids[start : start + PAGE_ROWS], spec=spec, keep_order=two_axis)
+        yield _with_axes(page) if two_axis else page
 
 
-def _read_page(plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec) -> list[ExportRow]:
+AXIS_FIELDS = (
+    "final_safer",
+    "final_helpful",
+    "final_a_safe",
+    "final_b_safe",
+    "final_a_severity",
+    "final_b_severity",
+)
+
+
+def _with_axes(page: list[ExportRow]) -> list[ExportRow]:
+    """The page's rows with their pairs' axis and per-response safety labels (one query)."""
+    found = Pair.objects.filter(pk__in=[row.pair_id for row in page]).values_list(
+        "pk", *AXIS_FIELDS
+    )
+    labels = {pk: values for pk, *values in found}
+    names = ("final_safer", "final_helpful", "a_safe", "b_safe", "a_severity", "b_severity")
+    return [replace(row, **dict(zip(names, labels[row.pair_id], strict=True))) for row in page]
+
+
+def _read_page(
+    plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec, keep_order: bool = False
+) -> list[ExportRow]:
     judge = Judgement.objects.filter(pair=OuterRef("pk"), status=JudgementStatus.OK)
     if spec.judge_configuration_id is not None:
         judge = judge.filter(configuration_id=spec.judge_configuration_id)
@@ -83,7 +116,7 @@ def _read_page(plan: ExportPlan, pair_ids: Sequence[int], *, spec: ExportSpec) -
     image_bytes = _image_bytes(sorted({row[3] for row in by_id.values()}))
     generations = _generation_configurations(by_id.values()) if spec.include_provenance else {}
     return [
-        _row(plan, by_id[pair_id], image_bytes, generations)
+        _row(plan, by_id[pair_id], image_bytes, generations, keep_order=keep_order)
         for pair_id in pair_ids
         if pair_id in by_id
     ]
@@ -151,11 +184,14 @@ def _row(
     row: tuple[Any, ...],
     image_bytes: dict[int, bytes],
     generations: dict[int, GenerationConfiguration],
+    *,
+    keep_order: bool = False,
 ) -> ExportRow:
     (pair_id, label, chosen, image_id, subcategory_id, question, text_a, text_b) = row[:8]
     model_a, model_b = row[8], row[9]
     p_a, source_id, pair_provenance, question_provenance = row[10:14] or (None, "", {}, {})
-    swap = label not in (FinalLabel.TIE, FinalLabel.BOTH_UNSAFE) and chosen == "b"
+    deciding = label not in (FinalLabel.TIE, FinalLabel.BOTH_UNSAFE)
+    swap = not keep_order and deciding and chosen == "b"
     provenance = dict(pair_provenance or question_provenance)
     if len(row) > _GENERATION_START:
         width = len(GENERATION_FIELDS)
