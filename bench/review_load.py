@@ -155,7 +155,7 @@ def _reviewers(count: int, prefix: str):  # type: ignore[no-untyped-def]
     return list(User.objects.filter(username__in=names).order_by("username"))
 
 
-def _campaign(*, name: str, reviewers, question_types=(), overlap: int = 1):  # type: ignore[no-untyped-def]
+def _campaign(*, name: str, reviewers, question_types=(), overlap: int = 1, mode: str = "single"):  # type: ignore[no-untyped-def]
     from annotation.services.campaigns import CampaignRules, create_campaign
 
     started = time.perf_counter()
@@ -164,7 +164,11 @@ def _campaign(*, name: str, reviewers, question_types=(), overlap: int = 1):  # 
         created_by=None,
         reviewers=reviewers,
         question_types=question_types,
-        rules=CampaignRules(overlap=overlap),
+        rules=CampaignRules(
+            overlap=overlap,
+            review_mode="two-axis" if mode == "two-axis" else "single",
+            per_response_safety=mode == "two-axis",
+        ),
         seed=1,
     )
     took = time.perf_counter() - started
@@ -223,8 +227,12 @@ def drive(
     errors: list,
     think: float = 0.0,
     measure_from: float = 0.0,
+    mode: str = "single",
 ) -> None:
     browser = Browser(port)
+    # What the page posts: one verdict, or in a two-axis campaign with per-response safety the
+    # two axes and both responses' safety (the blind answers, then revised ones).
+    blind, final = ANSWERS[mode]
     browser.log_in(username)
     pause = random.Random(username)
 
@@ -254,20 +262,29 @@ def drive(
                 "blind verdict",
                 "POST",
                 f"/assignments/{assignment}/verdict/",
-                {"verdict": "left", "active_seconds": 20},
+                {**blind, "active_seconds": 20},
                 htmx=True,
             )
             _, _, content = timed(
                 "submit and next",
                 "POST",
                 f"/assignments/{assignment}/submit/",
-                {"verdict": "right", "active_seconds": 25},
+                {**final, "active_seconds": 25},
                 htmx=True,
             )
             found = ASSIGNMENT.search(content)
             if found is None or time.monotonic() >= until:
                 break
             assignment = found.group(1).decode()
+
+
+ANSWERS = {
+    "single": ({"verdict": "left"}, {"verdict": "right"}),
+    "two-axis": (
+        {"safer": "left", "helpful": "right", "left_safety": "safe", "right_safety": "moderate"},
+        {"safer": "left", "helpful": "left", "left_safety": "safe", "right_safety": "severe"},
+    ),
+}
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -284,6 +301,7 @@ def run_load(
     port: int,
     think: float = 0.0,
     warmup: int = 10,
+    mode: str = "single",
 ) -> None:
     env = os.environ | {
         "DATABASE_URL": bench_url(BENCH_DB),
@@ -323,6 +341,7 @@ def run_load(
                     "errors": errors,
                     "think": think,
                     "measure_from": measure_from,
+                    "mode": mode,
                 },
             )
             for name in reviewers
@@ -337,7 +356,8 @@ def run_load(
         server.wait(timeout=30)
     total = sum(len(v) for v in timings.values())
     print(
-        f"\n{len(reviewers)} reviewers (mean think {think:.1f} s), {workers} gunicorn workers, "
+        f"\n{mode} campaign: {len(reviewers)} reviewers (mean think {think:.1f} s), "
+        f"{workers} gunicorn workers, "
         f"{elapsed:.0f} s measured after {warmup} s of warm-up:"
     )
     print(f"  {total:,} requests, {total / elapsed:.1f} requests/s, {len(errors)} errors")
@@ -443,14 +463,21 @@ def main() -> None:
     parser.add_argument(
         "--think", type=float, default=0.0, help="mean seconds a reviewer reads before acting"
     )
+    parser.add_argument(
+        "--mode",
+        choices=["single", "two-axis", "both"],
+        default="single",
+        help="the campaign's review mode (two-axis: with per-response safety); both: each",
+    )
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-claims", action="store_true")
     args = parser.parse_args()
     _setup_django()
     seed(args.pairs)
-    if not args.skip_load:
-        people = _reviewers(args.reviewers, "bench")
-        campaign = _campaign(name=f"load {time.time():.0f}", reviewers=people)
+    modes = ["single", "two-axis"] if args.mode == "both" else [args.mode]
+    for mode in [] if args.skip_load else modes:
+        people = _reviewers(args.reviewers, f"bench-{mode}-")
+        campaign = _campaign(name=f"load {mode} {time.time():.0f}", reviewers=people, mode=mode)
         from django.db import connections
 
         connections.close_all()
@@ -462,6 +489,7 @@ def main() -> None:
             port=args.port,
             think=args.think,
             warmup=args.warmup,
+            mode=mode,
         )
     if not args.skip_claims:
         run_claims(clients=args.claim_clients)
