@@ -23,6 +23,7 @@ from annotation.models import (
     ImportBatch,
     Pair,
     Review,
+    Rewrite,
     TaxonomyNode,
 )
 from spavl_web.roles import (
@@ -38,6 +39,7 @@ from spavl_web.roles import (
 __all__ = [
     "access_adjudication",
     "access_adjudications",
+    "access_rewrite",
     "access_agreement",
     "access_assignment",
     "access_campaign",
@@ -149,6 +151,12 @@ def access_adjudication(*, user: AnyUser, adjudication_id: int) -> Adjudication:
         "decided_by",
     )
     return get_object_or_404(adjudications, pk=adjudication_id)
+
+
+def access_rewrite(*, user: AnyUser, rewrite_id: int) -> Rewrite:
+    """A rewrite is decided by adjudicators and admins; 404 for everyone else and for none."""
+    access_adjudications(user=user)
+    return get_object_or_404(Rewrite.objects.all(), pk=rewrite_id)
 
 
 def access_agreement(*, user: AnyUser) -> User:

@@ -61,6 +61,8 @@ class ReviewForm(forms.Form):
     flag_other = forms.BooleanField(required=False)
     note = forms.CharField(required=False, max_length=2000)
     active_seconds = forms.IntegerField(required=False, min_value=0)
+    # A safe response for a pair both of whose responses are unsafe (the confirm step).
+    rewrite = forms.CharField(required=False, strip=False)
 
     def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,6 +92,9 @@ class ReviewForm(forms.Form):
         if len(labelled) == 1:
             self.add_error(None, "Label the safety of both responses or of neither.")
         return data
+
+    def clean_rewrite(self) -> str:
+        return typed_text(self.cleaned_data["rewrite"])
 
     def details(self) -> ReviewDetails:
         data = self.cleaned_data
@@ -183,6 +188,35 @@ class AdjudicationForm(forms.Form):
 def _decided_safety(choice: str) -> ResponseSafety:
     """A SAFETY_CHOICES value as a safety label (no harm subcategory: the pair keeps none)."""
     return ResponseSafety(safe=True) if choice == "safe" else ResponseSafety(False, choice)
+
+
+def typed_text(text: str) -> str:
+    """A text area's text as typed: browsers send every line break as CRLF (HTML's form
+    encoding), whatever the reviewer's system; nothing else is touched."""
+    return text.replace("\r\n", "\n")
+
+
+class RewriteForm(forms.Form):
+    """A reviewer's safe response, kept exactly as typed (the service checks its length)."""
+
+    text = forms.CharField(strip=False)
+
+    def clean_text(self) -> str:
+        return typed_text(self.cleaned_data["text"])
+
+
+class RewriteDecisionForm(forms.Form):
+    """An adjudicator's decision on a rewrite; rejecting needs a reason."""
+
+    rewrite = forms.IntegerField(min_value=1)
+    decision = forms.ChoiceField(choices=[("accept", "accept"), ("reject", "reject")])
+    reason = forms.CharField(required=False, max_length=2000, strip=True)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("decision") == "reject" and not data.get("reason"):
+            self.add_error("reason", "Say why the safe response is rejected.")
+        return data
 
 
 class ReopenForm(forms.Form):

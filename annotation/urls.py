@@ -20,6 +20,7 @@ review_urls = (
         path("assignments/<int:assignment_id>/submit/", review.submit, name="submit"),
         path("assignments/<int:assignment_id>/skip/", review.skip, name="skip"),
         path("assignments/<int:assignment_id>/undo/", review.undo, name="undo"),
+        path("assignments/<int:assignment_id>/rewrite/", review.rewrite, name="rewrite"),
         path("assignments/<int:assignment_id>/heartbeat/", review.heartbeat, name="heartbeat"),
         path("assignments/<int:assignment_id>/prefetch/", review.prefetch, name="prefetch"),
         path("settings/", review.reviewer_settings, name="settings"),
@@ -33,6 +34,7 @@ review_urls = (
 adjudication_urls = (
     [
         path("", adjudication.queue, name="queue"),
+        path("rewrites/", adjudication.rewrites_page, name="rewrites"),
         path("<int:adjudication_id>/", adjudication.page, name="page"),
         path("<int:adjudication_id>/reopen/", adjudication.reopen, name="reopen"),
         path("<int:adjudication_id>/gold/", adjudication.gold, name="gold"),

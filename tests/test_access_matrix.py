@@ -121,6 +121,7 @@ ROUTES: dict[str, Route] = {
     "review:submit": Route("post", REVIEWER, _lease),
     "review:skip": Route("post", REVIEWER, _lease),
     "review:undo": Route("post", REVIEWER, _lease),
+    "review:rewrite": Route("post", REVIEWER, _lease),
     "review:heartbeat": Route("post", REVIEWER, _lease),
     "review:prefetch": Route("post", REVIEWER, _lease),
     "review:settings": Route("post", SIGNED_IN),
@@ -129,6 +130,7 @@ ROUTES: dict[str, Route] = {
     # A token is its owner's: revoking anyone else's answers 404.
     "review:token_revoke": Route("post", REVIEWER, lambda w: [w["token"].token_key]),
     "adjudication:queue": Route("get", ADJUDICATORS),
+    "adjudication:rewrites": Route("get", ADJUDICATORS),
     "adjudication:page": Route("get", ADJUDICATORS, _adjudication),
     "adjudication:reopen": Route("post", ADJUDICATORS, _adjudication),
     "adjudication:gold": Route("post", ADJUDICATORS, _adjudication),
@@ -312,4 +314,4 @@ def test_a_missing_object_is_404_even_for_an_admin(client, world):
         response = getattr(client, route.method)(url)
         assert response.status_code == 404, (name, response.status_code)
         checked += 1
-    assert checked == 34
+    assert checked == 35

@@ -25,6 +25,7 @@ from annotation.models import (
     Review,
     ReviewerSettings,
     ReviewMode,
+    Rewrite,
 )
 from annotation.services import campaigns
 from annotation.services.campaigns import CampaignRules, create_campaign
@@ -383,6 +384,22 @@ class AdjudicationAdmin(admin.ModelAdmin[Adjudication]):
     list_filter = ["status"]
     readonly_fields = [f.name for f in Adjudication._meta.fields]
     inlines = [AdjudicationEventInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Rewrite)
+class RewriteAdmin(admin.ModelAdmin[Rewrite]):
+    """Read-only: reviewers write rewrites on the review page, adjudicators accept or reject
+    them on the rewrites page (annotation.services.rewrites)."""
+
+    list_display = ["pk", "source_pair", "new_pair", "status", "decided_by", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in Rewrite._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

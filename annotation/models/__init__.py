@@ -4,3 +4,4 @@ from annotation.models.agreement import *  # noqa: F403
 from annotation.models.dataset import *  # noqa: F403
 from annotation.models.export import *  # noqa: F403
 from annotation.models.review import *  # noqa: F403
+from annotation.models.rewrite import *  # noqa: F403

@@ -316,6 +316,9 @@ class Response(models.Model):
 class PairOrigin(models.TextChoices):
     IMPORTED = "imported", "imported with chosen/rejected"
     SAMPLED = "sampled", "sampled"
+    # A person's safe response (chosen) against the less bad of two unsafe ones; see
+    # annotation.services.rewrites. Exportable only once an adjudicator accepts it.
+    REWRITE = "rewrite", "rewritten by a person"
 
 
 class FinalLabel(models.TextChoices):
@@ -357,7 +360,12 @@ class AxisLabel(models.TextChoices):
 class PairQuerySet(models.QuerySet["Pair"]):
     def labelled(self) -> PairQuerySet:
         """Pairs whose final label names a chosen response (exportable as chosen/rejected)."""
-        return self.exclude(final_chosen="")
+        return self.exclude(final_chosen="").exclude_unaccepted_rewrites()
+
+    def exclude_unaccepted_rewrites(self) -> PairQuerySet:
+        """Drop rewrite pairs no adjudicator accepted: a person's text is never exported on
+        anyone's word but theirs, not even a judge's label a judge run might give it."""
+        return self.exclude(Q(origin=PairOrigin.REWRITE) & ~Q(final_label=FinalLabel.ADJUDICATED))
 
     def for_display(self) -> PairQuerySet:
         return self.select_related(

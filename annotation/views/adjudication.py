@@ -12,16 +12,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation import access
 from annotation.exceptions import DomainError
-from annotation.forms import AdjudicationForm, GoldVerdictForm, ReopenForm
+from annotation.forms import AdjudicationForm, GoldVerdictForm, ReopenForm, RewriteDecisionForm
 from annotation.models import (
     Adjudication,
     ResponseSafetyLabel,
     Review,
     ReviewMode,
     ReviewStage,
+    Rewrite,
     TaxonomyNode,
 )
-from annotation.services import campaigns, final_label
+from annotation.services import campaigns, final_label, rewrites
 from spavl_web.http import Request
 
 
@@ -31,7 +32,55 @@ def queue(request: Request) -> HttpResponse:
     queue = Adjudication.objects.open().select_related(
         "campaign_pair__campaign", "pair__question__subcategory"
     )[:200]
-    return render(request, "annotation/adjudication_list.html", {"queue": queue})
+    context = {"queue": queue, "pending_rewrites": Rewrite.objects.pending().count()}
+    return render(request, "annotation/adjudication_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def rewrites_page(request: Request) -> HttpResponseBase:
+    """Safe responses reviewers wrote for pairs both of whose responses are unsafe, beside
+    the question and the response each would be chosen over; accept or reject (with a
+    reason) each one."""
+    access.access_adjudications(user=request.user)
+    form = RewriteDecisionForm(request.POST or None)
+    if request.method == "POST":
+        if not form.is_valid():
+            return _render_rewrites(request, form=form, status=422)
+        rewrite = access.access_rewrite(user=request.user, rewrite_id=form.cleaned_data["rewrite"])
+        try:
+            _decide_rewrite(request, rewrite, form)
+        except DomainError as error:
+            messages.error(request, str(error))
+        return redirect("adjudication:rewrites")
+    return _render_rewrites(request, form=None)
+
+
+def _decide_rewrite(request: Request, rewrite: Rewrite, form: RewriteDecisionForm) -> None:
+    if form.cleaned_data["decision"] == "accept":
+        rewrites.accept_rewrite(rewrite=rewrite, by=request.user)
+        messages.success(
+            request, f"The safe response for pair {rewrite.source_pair_id} is accepted."
+        )
+    else:
+        rewrites.reject_rewrite(
+            rewrite=rewrite, by=request.user, reason=form.cleaned_data["reason"]
+        )
+        messages.success(
+            request, f"The safe response for pair {rewrite.source_pair_id} is rejected."
+        )
+
+
+def _render_rewrites(
+    request: Request, *, form: RewriteDecisionForm | None, status: int = 200
+) -> HttpResponse:
+    pending = Rewrite.objects.pending().select_related(
+        "review__reviewer",
+        "source_pair__question__subcategory",
+        "new_pair__response_a",
+        "new_pair__response_b",
+    )[:100]
+    context = {"rewrites": pending, "form": form}
+    return render(request, "annotation/rewrites.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])

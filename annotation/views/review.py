@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation import access
 from annotation.exceptions import DomainError, LeaseExpired, ReviewConflict, ReviewError
-from annotation.forms import ReviewerSettingsForm, ReviewForm
+from annotation.forms import ReviewerSettingsForm, ReviewForm, RewriteForm
 from annotation.models import (
     Adjudication,
     Assignment,
@@ -30,10 +30,12 @@ from annotation.models import (
     ReviewerSettings,
     ReviewMode,
     ReviewStage,
+    Rewrite,
     ScreenSide,
+    Severity,
 )
 from annotation.services import assignment as assignments
-from annotation.services import final_label
+from annotation.services import final_label, rewrites
 from annotation.services import review as reviews
 from judging.models import DecidedBy
 from spavl_web.http import Request
@@ -167,7 +169,28 @@ def _review_context(
         "settings": _settings_of(lease, user),
         "undoable_id": lease.undoable_id,  # type: ignore[attr-defined]
         "form": form,
+        "rewrite_shown": _says_both_unsafe(campaign, current),
+        "rewrite_typed": form.data.get("rewrite", "") if form else "",
+        "rewrite_allowed": review is not None and rewrites.says_both_unsafe(review),
+        "rewrite": _rewrite_of(review),
     }
+
+
+def _says_both_unsafe(campaign: Campaign, current: dict[str, str]) -> bool:
+    """Whether the answers on the form say both responses are unsafe, so the rewrite area is
+    shown from the start (review.js shows and hides it as the answers change)."""
+    if campaign.review_mode != ReviewMode.TWO_AXIS:
+        return current["verdict"] == "both_unsafe"
+    # Two-axis: the verdict is single_preference's, "both unsafe" only by the safety labels.
+    unsafe = set(Severity.values)
+    return current["left_safety"] in unsafe and current["right_safety"] in unsafe
+
+
+def _rewrite_of(review: Review | None) -> Rewrite | None:
+    """The review's rewrite, asked only for a submitted "both unsafe" review (one query)."""
+    if review is None or not rewrites.says_both_unsafe(review):
+        return None
+    return Rewrite.objects.select_related("response").filter(review=review).first()
 
 
 def _blind_answers(lease: Assignment, review: Review | None) -> dict[str, str]:
@@ -327,16 +350,38 @@ def submit(request: Request, assignment_id: int) -> HttpResponseBase:
     form = ReviewForm(request.POST, campaign=lease.campaign_pair.campaign)
     if not form.is_valid():
         return _render_review(request, lease, form, status=200 if request.htmx else 422)
+    text = form.cleaned_data["rewrite"]
     try:
-        reviews.submit_review(
+        rewrites.submit_review_with_rewrite(
             assignment=lease,
             verdict=form.cleaned_data["verdict"],
+            text=text,
             details=form.details(),
             answers=form.answers(assignment=lease),
         )
     except DomainError as error:
         return _refused(request, lease, form, error)
+    if text:
+        messages.success(request, "Your safe response is waiting for an adjudicator.")
     return _next(request, lease)
+
+
+@require_POST
+def rewrite(request: Request, assignment_id: int) -> HttpResponseBase:
+    """Write (or, while no adjudicator decided, rewrite) the safe response of a pair the
+    reviewer submitted as both unsafe; back to that pair's page."""
+    lease = access.access_assignment(user=request.user, assignment_id=assignment_id)
+    form = RewriteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Write the safe response first.")
+        return _after_post(request, lease)
+    try:
+        rewrites.write_rewrite(assignment=lease, text=form.cleaned_data["text"])
+    except DomainError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Your safe response is waiting for an adjudicator.")
+    return _after_post(request, lease)
 
 
 def _next(request: Request, lease: Assignment) -> HttpResponseBase:

@@ -169,6 +169,49 @@
     selectRow(answerRows().indexOf(row), true);
   });
 
+  // ---- The safe response a reviewer may write when both responses are unsafe: its area shows
+  // while the answers say so (the verdict, or both responses' safety), and is disabled, so not
+  // sent, while they do not. Its text is the reviewer's own: it is never read as HTML here.
+  function checkedValue(name) {
+    const radio = document.querySelector('#review-form input[name="' + name + '"]:checked');
+    return radio ? radio.value : "";
+  }
+  function updateRewrite() {
+    const area = document.querySelector("#review-form [data-rewrite]");
+    if (!area) return;
+    // One-preference campaigns say it with the verdict; two-axis ones (no verdict row) derive
+    // "both unsafe" from the two responses' safety, as review_axes.single_preference does.
+    const hasVerdict = document.querySelector('#review-form input[name="verdict"]');
+    const both = hasVerdict
+      ? checkedValue("verdict") === "both_unsafe"
+      : ["left_safety", "right_safety"].every(function (name) { const v = checkedValue(name); return v && v !== "safe"; });
+    area.hidden = !both;
+    area.querySelector("textarea").disabled = !both;
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target instanceof Element && event.target.closest("#review-form")) updateRewrite();
+  });
+  function focusRewrite() {
+    const text = document.querySelector("#review .rewrite-text");
+    if (!text || text.disabled || text.closest("[hidden]")) return false;
+    text.focus();
+    return true;
+  }
+  // Esc leaves the text for the answer rows; Ctrl+Enter submits the text's form.
+  document.addEventListener("keydown", function (event) {
+    const text = event.target;
+    if (!(text instanceof HTMLTextAreaElement) || !text.classList.contains("rewrite-text")) return;
+    if (event.key === "Escape") {
+      event.preventDefault();
+      text.blur();
+      if (!selectRow(activeRow, true)) document.getElementById("review")?.focus();
+    } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      tick();
+      text.form?.requestSubmit();
+    }
+  });
+
   // ---- Shortcuts.
   function typing(target) {
     return target instanceof HTMLElement &&
@@ -200,6 +243,8 @@
       handled = selectRowByKey(key);
     } else if (key === "k") {
       handled = focusHarm();
+    } else if (key === "w") {
+      handled = focusRewrite();
     } else if (key === "Enter") {
       handled = submitForm("#review-form");
     } else if (key === "t") {
@@ -251,6 +296,7 @@
     enhanceTaxonomy(review);
     resetActiveTime();
     selectRow(0, false);
+    updateRewrite();
     const first = answerRows()[0];
     const focusable = (first && first.querySelector("input[type=radio]:checked")) || review;
     if (focusable === review) review.setAttribute("tabindex", "-1");

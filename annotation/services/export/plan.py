@@ -93,7 +93,7 @@ def select_export_pairs(spec: ExportSpec, *, export_format: str = "") -> PairQue
         Q(final_label__in=spec.final_labels, final_chosen__in=["a", "b"])
         | Q(final_label__in=spec.separate_labels)
     )
-    return _narrowed(pairs, spec)
+    return _narrowed(pairs.exclude_unaccepted_rewrites(), spec)
 
 
 # safe-rlhf-jsonl names a better and a safer response (0 or 1): a tie on either axis has no
@@ -107,7 +107,7 @@ def two_axis_pairs(spec: ExportSpec) -> PairQuerySet:
     responses are unsafe still says which is safer. The judge filters touch judge-only labels
     alone, which no reviewed pair has."""
     pairs = Pair.objects.exclude(final_safer="", final_helpful="")
-    return _narrowed(pairs, spec)
+    return _narrowed(pairs.exclude_unaccepted_rewrites(), spec)
 
 
 def two_axis_skips(spec: ExportSpec) -> dict[str, int]:
