@@ -12,7 +12,7 @@ import hashlib
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.db.models.functions import Greatest, Least
 
 __all__ = [
@@ -45,6 +45,10 @@ __all__ = [
 
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# Database defaults for the columns raw writers (COPY, INSERT naming only what they fill) skip.
+EMPTY_JSON = Value({}, output_field=models.JSONField())
 
 
 class TaxonomyLevel(models.IntegerChoices):
@@ -223,7 +227,7 @@ class Question(models.Model):
         "ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="questions"
     )
     # The source row's columns that no field holds, for a row that made no pair.
-    provenance = models.JSONField(default=dict, blank=True)
+    provenance = models.JSONField(default=dict, blank=True, db_default=EMPTY_JSON)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -388,8 +392,8 @@ class Pair(models.Model):
         "ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs"
     )
     # The source's own id for the row (kept on export where unique) and its other columns.
-    source_id = models.CharField(max_length=200, blank=True, db_index=True)
-    provenance = models.JSONField(default=dict, blank=True)
+    source_id = models.CharField(max_length=200, blank=True, db_index=True, db_default="")
+    provenance = models.JSONField(default=dict, blank=True, db_default=EMPTY_JSON)
     created_at = models.DateTimeField(auto_now_add=True)
     # The final label: how it was reached and, where it names one, the chosen response.
     final_label = models.CharField(
