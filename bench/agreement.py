@@ -39,8 +39,14 @@ def setup_django(*, recreate: bool) -> None:
 def copy_rows(model: Any, rows: Iterable[dict[str, Any]]) -> None:
     """COPY rows into a model's table; fields not given take their model default."""
     from django.db import connection
+    from django.db.models.expressions import DatabaseDefault
 
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    # A column whose default lives in the database is left to it (COPY does not name it).
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not f.primary_key and not isinstance(f.get_default(), DatabaseDefault)
+    ]
     columns = ", ".join(f'"{f.column}"' for f in fields)
     defaults = {f.attname: f.get_default() for f in fields}
     with connection.cursor() as cursor:
