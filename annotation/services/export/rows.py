@@ -97,20 +97,9 @@ def _read_page(
     pairs = Pair.objects.filter(pk__in=pair_ids)
     if spec.include_provenance:
         pairs = pairs.annotate(judge_p_a=latest_p)
-    fields = [
-        "pk",
-        "final_label",
-        "final_chosen",
-        "question__image_id",
-        "question__subcategory_id",
-        "question__text",
-        "response_a__text",
-        "response_b__text",
-        "response_a__model_name",
-        "response_b__model_name",
-    ]
+    fields = list(ROW_FIELDS)
     if spec.include_provenance:
-        fields += ["judge_p_a", "source_id", "provenance", "question__provenance"]
+        fields += PROVENANCE_FIELDS
         fields += [f"response_{side}__{name}" for side in "ab" for name in GENERATION_FIELDS]
     by_id = {row[0]: row for row in pairs.values_list(*fields)}
     image_bytes = _image_bytes(sorted({row[3] for row in by_id.values()}))
@@ -122,6 +111,21 @@ def _read_page(
     ]
 
 
+# What a page reads per pair, in row order; with provenance, then PROVENANCE_FIELDS and each
+# response's GENERATION_FIELDS.
+ROW_FIELDS = [
+    "pk",
+    "final_label",
+    "final_chosen",
+    "question__image_id",
+    "question__subcategory_id",
+    "question__text",
+    "response_a__text",
+    "response_b__text",
+    "response_a__model_name",
+    "response_b__model_name",
+]
+PROVENANCE_FIELDS = ["judge_p_a", "source_id", "provenance", "question__provenance"]
 # A generated response's provenance, exported beside the pair's (a response: see Response).
 GENERATION_FIELDS = [
     "generation_configuration_id",
@@ -131,7 +135,9 @@ GENERATION_FIELDS = [
     "finish_reason",
     "generation_seconds",
 ]
-_GENERATION_START = 14  # where the two responses' GENERATION_FIELDS start in a row
+# Where the provenance fields and the two responses' GENERATION_FIELDS start in a row.
+_PROVENANCE_START = len(ROW_FIELDS)
+_GENERATION_START = _PROVENANCE_START + len(PROVENANCE_FIELDS)
 
 
 def _generation_configurations(
@@ -189,7 +195,9 @@ def _row(
 ) -> ExportRow:
     (pair_id, label, chosen, image_id, subcategory_id, question, text_a, text_b) = row[:8]
     model_a, model_b = row[8], row[9]
-    p_a, source_id, pair_provenance, question_provenance = row[10:14] or (None, "", {}, {})
+    p_a, source_id, pair_provenance, question_provenance = row[
+        _PROVENANCE_START:_GENERATION_START
+    ] or (None, "", {}, {})
     deciding = label not in (FinalLabel.TIE, FinalLabel.BOTH_UNSAFE)
     swap = not keep_order and deciding and chosen == "b"
     provenance = dict(pair_provenance or question_provenance)
